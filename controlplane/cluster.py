@@ -1,0 +1,299 @@
+"""Start and stop a real Kubernetes control plane on loopback.
+
+    python3 controlplane/cluster.py up   DIR   # etcd + kube-apiserver + kube-controller-manager
+    python3 controlplane/cluster.py down DIR   # stop them and remove DIR
+
+`up` leaves the processes running in the background and writes an admin
+kubeconfig to DIR/kubeconfig. The tests use the `Cluster` class directly; its
+processes are tied to the test process (they die with it, even on SIGKILL).
+
+Standard library only, so the Makefile can run it before any virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SERVICE_RANGE = "10.96.0.0/16"
+# Every write, with who made it: tests count the operator's writes from it.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: None
+"""
+
+
+def build() -> Path:
+    """Build (or find in the cache) the binaries; returns their folder."""
+    out = subprocess.run([str(HERE / "build.sh")], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the process that started us dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+class Cluster:
+    def __init__(self, root: Path, bin_dir: Path | None = None, detach: bool = False) -> None:
+        self.root = root.resolve()
+        self.bin = bin_dir or build()
+        self.detach = detach
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.token = ""
+        self.port = 0
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.root / "audit.log"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    # --- start --------------------------------------------------------------
+
+    def start(self, timeout: float = 60) -> None:
+        if self.root.exists() and any(self.root.iterdir()):
+            raise RuntimeError(f"{self.root} is not empty: is a control plane running there? Stop it first.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._pki()
+            etcd_port, peer_port = free_port(), free_port()
+            self.port = free_port()
+            self._spawn("etcd", [
+                "--data-dir", str(self.root / "etcd"),
+                "--listen-client-url", f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-url", f"http://127.0.0.1:{peer_port}",
+            ])
+            self._wait_tcp(etcd_port, timeout)
+            self._spawn("kube-apiserver", self._apiserver_args(etcd_port))
+            self._write_kubeconfig()
+            self._wait_ready(timeout)
+            self._spawn("kube-controller-manager", self._controller_manager_args())
+        except BaseException:
+            self.stop(remove=False)
+            raise
+        (self.root / "pids").write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
+
+    def _pki(self) -> None:
+        pki = self.root / "pki"
+        pki.mkdir()
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                 "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), "-subj", "/CN=test-ca")
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "apiserver.key"),
+                 "-out", str(pki / "apiserver.csr"), "-subj", "/CN=kube-apiserver")
+        (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1\n")
+        _openssl("x509", "-req", "-in", str(pki / "apiserver.csr"), "-CA", str(pki / "ca.crt"),
+                 "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "30",
+                 "-extfile", str(pki / "san.ext"), "-out", str(pki / "apiserver.crt"))
+        _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
+        self.token = secrets.token_hex(16)
+        (pki / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')
+        (self.root / "audit-policy.yaml").write_text(AUDIT_POLICY)
+
+    def _apiserver_args(self, etcd_port: int) -> list[str]:
+        pki = self.root / "pki"
+        return [
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--token-auth-file={pki / 'tokens.csv'}",
+            f"--service-cluster-ip-range={SERVICE_RANGE}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={pki / 'sa.key'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--api-audiences=https://kubernetes.default.svc",
+            "--authorization-mode=Node,RBAC",
+            "--endpoint-reconciler-type=none",
+            f"--audit-policy-file={self.root / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-mode=blocking",
+            "--profiling=false",
+            "--v=0",
+        ]
+
+    def _controller_manager_args(self) -> list[str]:
+        pki = self.root / "pki"
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            "--leader-elect=false",
+            # Garbage collection, namespace deletion, default ServiceAccounts and
+            # their tokens; never node IPAM, which is what the operator does.
+            "--controllers=*,-node-ipam-controller,-node-lifecycle-controller",
+            "--allocate-node-cidrs=false",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            "--profiling=false",
+        ]
+
+    def _write_kubeconfig(self) -> None:
+        ca = self.root / "pki" / "ca.crt"
+        self.kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {"server": self.server, "certificate-authority": str(ca)}}],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+            "current-context": "local",
+        }, indent=2))
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115  (owned by the child)
+        self.procs[name] = subprocess.Popen(
+            [str(self.bin / name), *args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=self.detach,
+            preexec_fn=None if self.detach else _die_with_parent,
+        )
+        log.close()
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.root / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    def _wait_tcp(self, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET from the apiserver as admin; (status, body)."""
+        ctx = ssl.create_default_context(cafile=str(self.root / "pki" / "ca.crt"))
+        req = urllib.request.Request(self.server + path, headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with contextlib.suppress(OSError):
+                if self.get("/readyz")[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"kube-apiserver not ready after {timeout}s; see {self.root}/kube-apiserver.log")
+
+    # --- stop ---------------------------------------------------------------
+
+    def stop(self, remove: bool = True) -> None:
+        pids = {n: p.pid for n, p in self.procs.items()}
+        for proc in self.procs.values():
+            proc.poll()
+        stop_pids(list(reversed(pids.values())))
+        for proc in self.procs.values():
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=10)
+        self.procs.clear()
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def stop_pids(pids: list[int], grace: float = 10) -> None:
+    """SIGTERM, wait, then SIGKILL whatever is left."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie whose parent is gone still answers kill(0); /proc tells.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z"):
+            return False
+    return True
+
+
+def up(root: Path) -> None:
+    cluster = Cluster(root, detach=True)
+    started = time.monotonic()
+    cluster.start()
+    print(f"control plane ready in {time.monotonic() - started:.1f}s at {cluster.server}")
+    print(f"export KUBECONFIG={cluster.kubeconfig}")
+
+
+def down(root: Path) -> None:
+    pids_file = root / "pids"
+    if pids_file.exists():
+        stop_pids(list(reversed(json.loads(pids_file.read_text()).values())))
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"control plane in {root} stopped and removed")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] not in ("up", "down", "build"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    root = Path(argv[2])
+    {"up": up, "down": down, "build": lambda _: print(build())}[argv[1]](root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

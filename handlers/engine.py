@@ -1,0 +1,289 @@
+"""The reconcile engine: the seed's workqueue and sync function, on asyncio.
+
+- `request(key)` is the workqueue: requests for a Network coalesce while it is
+  being reconciled, so a thousand Node events cause a couple of reconciles.
+- `_reconcile` is the idempotent sync: desired state from the indexes (or, on
+  a resync, from a fresh LIST), compared with what is there; only the
+  difference is written.
+- One lock covers choose-and-write for every Network: pools share one address
+  space. The indexes lag our own writes, so writes not yet seen back through
+  the watch are kept in `_pending` and laid over the index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from handlers.kube import Api
+from netpool import allocator, annotations
+from netpool import status as st
+from netpool.overlap import Claim, older_overlap
+from netpool.spec import NetworkSpec, SpecError, parse_spec
+from netpool.views import NetworkView, NodeView, network_view, node_view
+
+Key = tuple[str, str]  # (namespace, name) of a Network
+_WRITE_CONCURRENCY = 16
+_LOGGED_NODES = 50
+
+
+class Index(Protocol):
+    """What the engine uses of a `kopf.Index`: key -> a store of values."""
+
+    def __iter__(self) -> Any: ...
+    def __getitem__(self, key: Any) -> Iterable[Any]: ...
+    def __contains__(self, key: object) -> bool: ...
+
+
+EventSink = Callable[[Mapping[str, Any], str, str, str], None]  # (object, type, reason, message)
+
+
+def _utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _first(store: Iterable[Any]) -> Any:
+    return next(iter(store), None)
+
+
+class Engine:
+    def __init__(self, api: Api, post_event: EventSink, logger: logging.Logger) -> None:
+        self.api = api
+        self.post_event = post_event
+        self.logger = logger
+        self.nodes: Index | None = None
+        self.networks: Index | None = None
+        self.lock = asyncio.Lock()
+        self._dirty: dict[Key, bool] = {}  # queued keys -> whether a full resync was asked
+        self._running: set[Key] = set()
+        self._pending: dict[str, dict[str, str | None]] = {}  # annotation key -> node -> value written, unseen
+        self._written: dict[Key, dict[str, Any]] = {}  # status written, until the index shows it
+        self._seen: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (labels hash, our annotations)
+        self._listed = False
+        self._writes = asyncio.Semaphore(_WRITE_CONCURRENCY)
+
+    def bind(self, nodes: Index, networks: Index) -> None:
+        """Kopf hands the indexes to handlers only; the first handler passes them on."""
+        self.nodes, self.networks = nodes, networks
+
+    # --- the workqueue -------------------------------------------------------
+
+    async def request(self, key: Key, verify: bool = False) -> None:
+        """Reconcile `key` now, or make the running reconcile go round once more."""
+        self._dirty[key] = self._dirty.get(key, False) or verify
+        if key in self._running:
+            return
+        self._running.add(key)
+        try:
+            while key in self._dirty:
+                full = self._dirty.pop(key)
+                async with self.lock:
+                    await self._reconcile(key, full)
+        finally:
+            self._running.discard(key)
+
+    async def request_all(self, first: Key | None = None) -> None:
+        """Overlap makes Networks depend on each other: a change to one reconciles all."""
+        keys = sorted(self.networks or [])
+        if first is not None:
+            keys = [first] + [k for k in keys if k != first]
+        for key in keys:
+            await self.request(key)
+
+    # --- nodes -----------------------------------------------------------------
+
+    async def node_event(self, name: str, deleted: bool, body: Mapping[str, Any]) -> None:
+        """A Node event; reconciles only when labels or our annotations changed,
+        and not for our own writes coming back through the watch."""
+        if deleted:
+            self._seen.pop(name, None)
+            for values in self._pending.values():
+                values.pop(name, None)
+            await self.request_all()
+            return
+        view = node_view(body)
+        new = (hash(frozenset(view.labels.items())), dict(view.subnets))
+        old = self._seen.get(name)
+        if old == new:
+            return
+        self._seen[name] = new
+        if old is None:
+            self.logger.info("add a node: %s", name)
+        elif old[0] == new[0] and self._own_writes(name, old[1], new[1]):
+            return
+        await self.request_all()
+
+    def _own_writes(self, node: str, old: Mapping[str, str], new: Mapping[str, str]) -> bool:
+        changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+        return all(node in self._pending.get(k, {}) and self._pending[k][node] == new.get(k) for k in changed)
+
+    def log_node_list_once(self) -> None:
+        """The seed's `nodeLister.List()` after WaitForCacheSync, once."""
+        if self._listed or self.nodes is None:
+            return
+        self._listed = True
+        names = sorted(self.nodes)
+        more = f" ... and {len(names) - _LOGGED_NODES} more" if len(names) > _LOGGED_NODES else ""
+        self.logger.info("nodelist (%d): %s%s", len(names), ", ".join(names[:_LOGGED_NODES]), more)
+
+    # --- the sync function -----------------------------------------------------
+
+    def _network(self, key: Key) -> NetworkView | None:
+        return _first(self.networks[key]) if self.networks is not None and key in self.networks else None
+
+    def _node_views(self) -> list[NodeView]:
+        if self.nodes is None:
+            return []
+        return [v for v in (_first(self.nodes[n]) for n in self.nodes) if v is not None]
+
+    def _claims(self, exclude: Key) -> list[Claim]:
+        claims = []
+        for key in self.networks or []:
+            other = self._network(key)
+            if key == exclude or other is None or other.deleting:
+                continue
+            try:
+                pool = parse_spec(other.spec).pool
+            except SpecError:
+                continue
+            claims.append(Claim(other.created, other.ref, pool.network))
+        return claims
+
+    async def _reconcile(self, key: Key, full: bool) -> None:
+        view = self._network(key)
+        if view is None or view.deleting:
+            return
+        ann_key = annotations.key_for(*key)
+        if full:
+            # A resync checks the API's truth: a relist after a lost watch can
+            # leave ghosts in an index, and nothing else notices them.
+            body = await self.api.get_network(*key)
+            if body is None:
+                return
+            view = network_view(body)
+            nodes = [node_view(m) for m in await self.api.list_node_metadata()]
+            self._pending.clear()
+            self._written.pop(key, None)
+        else:
+            nodes = self._node_views()
+
+        # What each node carries now, with our unseen writes laid over.
+        carried: dict[str, dict[str, str]] = {}
+        for node in nodes:
+            values = dict(node.subnets)
+            for k, written in self._pending.items():
+                if node.name in written:
+                    if written[node.name] is None:
+                        values.pop(k, None)
+                    else:
+                        values[k] = written[node.name]  # type: ignore[assignment]
+            carried[node.name] = values
+        self._forget_seen_writes(nodes)
+
+        previous = self._written.get(key)
+        if previous is None or st.same(previous, view.status):
+            self._written.pop(key, None)
+            previous = view.status
+
+        try:
+            parsed: NetworkSpec | None = parse_spec(view.spec)
+        except SpecError as e:
+            parsed = None
+            outcome = st.invalid(str(e))
+        if parsed is not None:
+            rival = older_overlap(Claim(view.created, view.ref, parsed.pool.network), self._claims(key))
+            if rival is not None:
+                outcome = st.overlaps(str(parsed.pool.network), rival.ref, str(rival.network))
+                parsed = None
+
+        if parsed is None:
+            # Invalid or overlapping: allocate nothing and release nothing, so a
+            # typo in a spec never takes a subnet away from a running node.
+            held = {n: s for n, v in carried.items() if (s := annotations.subnet_of(v.get(ann_key)))}
+            status = st.build(generation=view.generation, outcome=outcome, pool=None,
+                              allocations=held, waiting=0, previous=previous, now=_utcnow())
+        else:
+            status = await self._allocate(view, parsed, nodes, carried, ann_key, previous)
+
+        if not st.same(status, previous):
+            await self.api.patch_network_status(view.namespace, view.name, status)
+            self._written[key] = status
+            event = st.event_for(previous, status)
+            if event is not None:
+                self.post_event(view.object_ref(), *event)
+
+    async def _allocate(
+        self,
+        view: NetworkView,
+        parsed: NetworkSpec,
+        nodes: list[NodeView],
+        carried: Mapping[str, Mapping[str, str]],
+        ann_key: str,
+        previous: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        pool = parsed.pool
+        matching = [n.name for n in nodes if parsed.selector.matches(n.labels)]
+        held = {n: allocator.parse_subnet(annotations.subnet_of(v.get(ann_key))) for n, v in carried.items()}
+        remembered = {
+            a.get("node", ""): allocator.parse_subnet(a.get("subnet"))
+            for a in previous.get("allocations") or [] if isinstance(a, Mapping)
+        }
+        taken = [
+            s for v in carried.values() for k, value in v.items() if k != ann_key
+            if (s := allocator.parse_subnet(annotations.subnet_of(value))) is not None
+        ]
+        plan = allocator.plan(pool, matching, held, remembered, taken)
+
+        desired = {
+            node: annotations.render(view.namespace, view.name, str(subnet), str(pool.gateway))
+            for node, subnet in plan.allocations.items()
+        }
+        writes: dict[str, str | None] = {n: v for n, v in desired.items() if carried[n].get(ann_key) != v}
+        writes.update({n: None for n, v in carried.items() if ann_key in v and n not in desired})
+        await self._write_annotations(ann_key, writes)
+        if plan.waiting:
+            self.logger.warning("%s: %d nodes wait for a subnet", view.ref, len(plan.waiting))
+
+        return st.build(
+            generation=view.generation,
+            outcome=st.served(pool, len(matching), len(plan.allocations), len(plan.waiting)),
+            pool=pool,
+            allocations={n: str(s) for n, s in plan.allocations.items()},
+            waiting=len(plan.waiting),
+            previous=previous,
+            now=_utcnow(),
+        )
+
+    async def _write_annotations(self, ann_key: str, writes: Mapping[str, str | None]) -> None:
+        async def one(node: str, value: str | None) -> None:
+            async with self._writes:
+                if await self.api.annotate_node(node, ann_key, value):
+                    self._pending.setdefault(ann_key, {})[node] = value
+
+        await asyncio.gather(*(one(n, v) for n, v in writes.items()))
+
+    def _forget_seen_writes(self, nodes: list[NodeView]) -> None:
+        """Drop pending writes the given node views already show, and those of vanished nodes."""
+        by_name = {n.name: n for n in nodes}
+        for k, written in self._pending.items():
+            for node, value in list(written.items()):
+                seen = by_name.get(node)
+                if seen is None or seen.subnets.get(k) == value:
+                    del written[node]
+
+    # --- deletion ----------------------------------------------------------------
+
+    async def release(self, key: Key) -> int:
+        """Remove this Network's annotation from every Node; returns how many.
+        Reads the API's truth, not the index: nothing may be left behind."""
+        ann_key = annotations.key_for(*key)
+        async with self.lock:
+            self._dirty.pop(key, None)
+            nodes = [node_view(m) for m in await self.api.list_node_metadata()]
+            writes: dict[str, str | None] = {n.name: None for n in nodes if ann_key in n.subnets}
+            await self._write_annotations(ann_key, writes)
+            self._written.pop(key, None)
+        return len(writes)

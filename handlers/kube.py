@@ -1,0 +1,97 @@
+"""The few Kubernetes API calls the operator makes, with the official client.
+
+The `kubernetes` client is synchronous, so every call runs in a worker thread
+(`asyncio.to_thread`) and never blocks Kopf's event loop. Writes are counted
+so a resync that changes nothing can be shown to write nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+_PAGE = 500
+
+
+def load_config() -> kubernetes.client.ApiClient:
+    """In-cluster credentials in a pod, the kubeconfig ($KUBECONFIG) elsewhere."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.ApiClient()
+
+
+class Api:
+    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+        self.client = client
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.custom = kubernetes.client.CustomObjectsApi(client)
+        self.writes = 0
+
+    async def annotate_node(self, node: str, key: str, value: str | None) -> bool:
+        """Set (or with None, remove) one annotation; False if the node is gone."""
+        patch = {"metadata": {"annotations": {key: value}}}
+        self.writes += 1
+        try:
+            await asyncio.to_thread(self.core.patch_node, node, patch)
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    async def patch_network_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self.writes += 1
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
+            )
+        except ApiException as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+    async def get_network(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            body = await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(body)
+
+    async def list_node_metadata(self) -> list[dict[str, Any]]:
+        """Every Node's metadata only (names, labels, annotations), in pages:
+        the API's truth, without the weight of Node status."""
+        return await asyncio.to_thread(self._list_node_metadata)
+
+    def _list_node_metadata(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", _PAGE)]
+            if token:
+                query.append(("continue", token))
+            request = self.client.param_serialize(
+                "GET", "/api/v1/nodes", query_params=query,
+                header_params={"Accept": _METADATA_LIST}, auth_settings=["BearerToken"],
+            )
+            resp = self.client.call_api(*request)
+            resp.read()
+            if not 200 <= resp.status < 300:
+                raise ApiException(http_resp=resp)
+            page = json.loads(resp.data)
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items

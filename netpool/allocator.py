@@ -1,0 +1,99 @@
+"""Decide which node keeps, gets or loses which subnet of a pool.
+
+Like kube-controller-manager's cidrset, this is a pure function over state read
+from the cluster: what each node holds now (its annotation), what the Network's
+status last recorded for it, and what other pools hold. It treats "already
+allocated" as success, so running it again on its own output changes nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import ipaddress
+import math
+from collections.abc import Iterable, Mapping
+
+from netpool.pool import Interval, IPNetwork, Pool, gaps, merge
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The allocations a pool should have, and what is left waiting."""
+
+    allocations: dict[str, IPNetwork]  # node name -> subnet, for every served node
+    waiting: tuple[str, ...]  # nodes that want a subnet and got none: the pool is full
+
+
+def parse_subnet(text: str | None) -> IPNetwork | None:
+    """A subnet written by this operator (strict prefix), or None for anything else."""
+    if not text:
+        return None
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        return None
+
+
+def plan(
+    pool: Pool,
+    wanted: Iterable[str],
+    held: Mapping[str, IPNetwork | None],
+    remembered: Mapping[str, IPNetwork | None] | None = None,
+    taken: Iterable[IPNetwork] = (),
+) -> Plan:
+    """Allocate one subnet of `pool` to each node in `wanted`.
+
+    - `held`: what each node carries now (parsed from its annotation).
+    - `remembered`: what the Network's status recorded; used to give a node back
+      its subnet when its annotation was removed or edited to garbage.
+    - `taken`: subnets held by other pools; never handed out here.
+
+    A node keeps a subnet it holds if that subnet is one of the pool's, is not
+    blocked (gateway, reserved, taken) and no node earlier in name order holds
+    it. Otherwise it gets back its remembered subnet under the same rules, and
+    otherwise the lowest free subnet. Nodes are served in name order; those
+    left over when the pool is full are `waiting`.
+    """
+    remembered = remembered or {}
+    blocked = pool.blocked()
+    taken_spans = [s for s in (pool.span(t) for t in taken) if s is not None]
+    unavailable = merge(blocked + taken_spans)
+
+    def usable(subnet: IPNetwork | None) -> int | None:
+        if subnet is None:
+            return None
+        number = pool.number(subnet)
+        if number is None or _inside(unavailable, number):
+            return None
+        return number
+
+    order = sorted(set(wanted))
+    used: set[int] = set()
+    allocations: dict[str, IPNetwork] = {}
+    # First pass: current holdings win over memories, so a remembered subnet
+    # can never take away what another node actually carries.
+    for source in (held, remembered):
+        for node in order:
+            if node in allocations:
+                continue
+            number = usable(source.get(node))
+            if number is not None and number not in used:
+                used.add(number)
+                allocations[node] = pool.subnet(number)
+
+    needy = [node for node in order if node not in allocations]
+    free = gaps(merge(unavailable + [(n, n) for n in used]), pool.total)
+    waiting: list[str] = []
+    for node in needy:
+        number = next(free, None)
+        if number is None:
+            waiting.append(node)
+        else:
+            allocations[node] = pool.subnet(number)
+    return Plan(allocations=allocations, waiting=tuple(waiting))
+
+
+def _inside(merged: list[Interval], number: int) -> bool:
+    i = bisect.bisect_right(merged, (number, math.inf)) - 1
+    return i >= 0 and merged[i][0] <= number <= merged[i][1]

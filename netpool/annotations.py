@@ -1,0 +1,56 @@
+"""The Node annotation that tells a node-local agent its subnet of a Network.
+
+Key:   network.samplecrd.k8s.io/<namespace>.<name>
+       When `<namespace>.<name>` is longer than the 63 characters Kubernetes
+       allows after the prefix, it is cut to 46 characters and followed by `-`
+       and the first 16 hex digits of sha256("<namespace>/<name>"). Namespaces
+       hold no dots, so the first dot always ends the namespace.
+Value: compact JSON with sorted keys, for example
+       {"gateway":"192.168.0.1","network":"default/example-network","subnet":"192.168.1.0/24"}
+       `network` names the Network in full, so an agent can tell which pool a
+       shortened key belongs to without listing Networks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+
+PREFIX = "network.samplecrd.k8s.io/"
+_NAME_MAX = 63
+_CUT = 46
+_NAME_OK = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+def key_for(namespace: str, name: str) -> str:
+    """The annotation key for the Network `namespace/name`; always a valid key."""
+    suffix = f"{namespace}.{name}"
+    if len(suffix) > _NAME_MAX or not _NAME_OK.match(suffix):
+        digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:16]
+        suffix = suffix[:_CUT].rstrip("-_.") + "-" + digest
+    return PREFIX + suffix
+
+
+def render(namespace: str, name: str, subnet: str, gateway: str) -> str:
+    """The annotation value for a node's subnet."""
+    doc = {"gateway": gateway, "network": f"{namespace}/{name}", "subnet": subnet}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def subnet_of(value: str | None) -> str | None:
+    """The subnet an annotation value carries, or None if the value is garbage."""
+    if not value:
+        return None
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return None
+    subnet = doc.get("subnet") if isinstance(doc, dict) else None
+    return subnet if isinstance(subnet, str) else None
+
+
+def ours(annotations: Mapping[str, str] | None) -> dict[str, str]:
+    """Only this operator's annotations: what a Node projection needs to keep."""
+    return {k: v for k, v in (annotations or {}).items() if k.startswith(PREFIX)}

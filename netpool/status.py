@@ -1,0 +1,138 @@
+"""Build a Network's status and decide which event, if any, a change deserves.
+
+Reasons and messages are named constants, as in kubernetes/sample-controller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from netpool.pool import Pool
+
+READY = "Ready"
+INVALID_SPEC = "InvalidSpec"
+OVERLAPS = "Overlaps"
+POOL_EXHAUSTED = "PoolExhausted"
+NO_MATCHING_NODES = "NoMatchingNodes"
+ALLOCATED = "Allocated"
+SYNCED = "Synced"  # the Normal event, as the seed's recorder posts it
+WARNING_REASONS = frozenset({INVALID_SPEC, OVERLAPS, POOL_EXHAUSTED, NO_MATCHING_NODES})
+MESSAGE_SYNCED = "Network synced successfully: {allocated} of {matching} matching nodes have a subnet"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What the Ready condition says."""
+
+    ready: bool
+    reason: str
+    message: str
+
+
+def invalid(problems: str) -> Outcome:
+    return Outcome(False, INVALID_SPEC, f"invalid spec: {problems}")
+
+
+def overlaps(cidr: str, other: str, other_cidr: str) -> Outcome:
+    return Outcome(
+        False,
+        OVERLAPS,
+        f"cidr {cidr} overlaps cidr {other_cidr} of the older Network {other}; "
+        f"choose a cidr that does not overlap it (this Network allocates nothing until then)",
+    )
+
+
+def served(pool: Pool, matching: int, allocated: int, waiting: int) -> Outcome:
+    if waiting:
+        return Outcome(
+            False,
+            POOL_EXHAUSTED,
+            f"{waiting} of {matching} matching nodes wait for a subnet: all {pool.capacity} usable "
+            f"/{pool.subnet_prefix} subnets of {pool.network} are allocated; grow cidr or remove nodes",
+        )
+    if matching == 0:
+        return Outcome(True, NO_MATCHING_NODES, "nodeSelector matches no node; nothing to allocate")
+    return Outcome(True, ALLOCATED, f"{allocated} of {matching} matching nodes have a subnet")
+
+
+def condition(
+    outcome: Outcome, generation: int, now: str, previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The Ready condition; lastTransitionTime moves only when the status flips."""
+    status = "True" if outcome.ready else "False"
+    since = now
+    if previous and previous.get("status") == status and previous.get("lastTransitionTime"):
+        since = previous["lastTransitionTime"]
+    return {
+        "type": READY,
+        "status": status,
+        "reason": outcome.reason,
+        "message": outcome.message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+def ready_condition(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    for cond in (status or {}).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == READY:
+            return cond
+    return None
+
+
+def build(
+    *,
+    generation: int,
+    outcome: Outcome,
+    pool: Pool | None,
+    allocations: Mapping[str, str],
+    waiting: int,
+    previous: Mapping[str, Any] | None,
+    now: str,
+) -> dict[str, Any]:
+    """The whole status. Capacity and free are decimal strings: an IPv6 pool
+    can hold more subnets than an int64 (2001:db8::/32 in /96s: 2**64)."""
+    allocated = len(allocations)
+    return {
+        "observedGeneration": generation,
+        "gateway": str(pool.gateway) if pool else None,
+        "nodeSubnetPrefix": pool.subnet_prefix if pool else None,
+        "capacity": str(pool.capacity) if pool else None,
+        "allocated": allocated,
+        "free": str(pool.capacity - allocated) if pool else None,
+        "waiting": waiting,
+        "allocations": [{"node": n, "subnet": s} for n, s in sorted(allocations.items())],
+        "conditions": [condition(outcome, generation, now, ready_condition(previous))],
+    }
+
+
+def same(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Equal as stored: a field set to None is the same as a field left out."""
+    def clean(d: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {k: v for k, v in (d or {}).items() if v is not None}
+    return clean(a) == clean(b)
+
+
+def event_for(
+    previous: Mapping[str, Any] | None, current: Mapping[str, Any]
+) -> tuple[str, str, str] | None:
+    """(type, reason, message) of the event to post for this change, or None.
+
+    Warnings on a transition into a bad reason; Normal Synced when the Network
+    becomes Ready, or is Ready again after a spec change. A resync that
+    changes nothing posts nothing.
+    """
+    new = ready_condition(current)
+    if new is None:
+        return None
+    old = ready_condition(previous)
+    changed = old is None or (old.get("status"), old.get("reason")) != (new["status"], new["reason"])
+    if new["reason"] in WARNING_REASONS:
+        return ("Warning", new["reason"], new["message"]) if changed else None
+    respec = (previous or {}).get("observedGeneration") != current.get("observedGeneration")
+    if new["status"] == "True" and (changed or respec):
+        matching = current["allocated"] + current["waiting"]
+        return "Normal", SYNCED, MESSAGE_SYNCED.format(allocated=current["allocated"], matching=matching)
+    return None

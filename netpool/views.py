@@ -1,0 +1,78 @@
+"""Small projections of Nodes and Networks: what the logic needs, never whole bodies.
+
+They are what the operator's indexes hold (the seed's Lister cache), so memory
+stays O(nodes + allocations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from netpool import annotations
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeView:
+    name: str
+    labels: Mapping[str, str]
+    subnets: Mapping[str, str]  # this operator's annotations: key -> value
+    deleting: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkView:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created: str
+    deleting: bool
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def object_ref(self) -> dict[str, Any]:
+        """Enough of the body to post events about it."""
+        return {
+            "apiVersion": "samplecrd.k8s.io/v1",
+            "kind": "Network",
+            "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid},
+        }
+
+
+def node_view(body: Mapping[str, Any]) -> NodeView:
+    meta = body.get("metadata") or {}
+    return NodeView(
+        name=meta["name"],
+        labels=dict(meta.get("labels") or {}),
+        subnets=annotations.ours(meta.get("annotations")),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def network_view(body: Mapping[str, Any]) -> NetworkView:
+    meta = body.get("metadata") or {}
+    return NetworkView(
+        namespace=meta.get("namespace") or "",
+        name=meta["name"],
+        uid=meta.get("uid") or "",
+        generation=int(meta.get("generation") or 0),
+        created=meta.get("creationTimestamp") or "",
+        deleting=bool(meta.get("deletionTimestamp")),
+        spec=_plain(body.get("spec") or {}),
+        status=_plain(body.get("status") or {}),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy in plain dicts and lists, detached from Kopf's body views."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
