@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 controlplane:
-	@controlplane/build.sh
+	@controlplane/build.sh >/dev/null
 
 controlplane-clean:
 	rm -rf "$${CONTROLPLANE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/network-operator/controlplane}"

@@ -95,11 +95,17 @@ class Cluster:
             self._pki()
             etcd_port, peer_port = free_port(), free_port()
             self.port = free_port()
-            self._spawn("etcd", [
-                "--data-dir", str(self.root / "etcd"),
-                "--listen-client-url", f"http://127.0.0.1:{etcd_port}",
-                "--listen-peer-url", f"http://127.0.0.1:{peer_port}",
-            ])
+            self._spawn(
+                "etcd",
+                [
+                    "--data-dir",
+                    str(self.root / "etcd"),
+                    "--listen-client-url",
+                    f"http://127.0.0.1:{etcd_port}",
+                    "--listen-peer-url",
+                    f"http://127.0.0.1:{peer_port}",
+                ],
+            )
             self._wait_tcp(etcd_port, timeout)
             self._spawn("kube-apiserver", self._apiserver_args(etcd_port))
             self._write_kubeconfig()
@@ -113,14 +119,51 @@ class Cluster:
     def _pki(self) -> None:
         pki = self.root / "pki"
         pki.mkdir()
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-                 "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), "-subj", "/CN=test-ca")
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(pki / "apiserver.key"),
-                 "-out", str(pki / "apiserver.csr"), "-subj", "/CN=kube-apiserver")
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-keyout",
+            str(pki / "ca.key"),
+            "-out",
+            str(pki / "ca.crt"),
+            "-subj",
+            "/CN=test-ca",
+        )
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(pki / "apiserver.key"),
+            "-out",
+            str(pki / "apiserver.csr"),
+            "-subj",
+            "/CN=kube-apiserver",
+        )
         (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1\n")
-        _openssl("x509", "-req", "-in", str(pki / "apiserver.csr"), "-CA", str(pki / "ca.crt"),
-                 "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "30",
-                 "-extfile", str(pki / "san.ext"), "-out", str(pki / "apiserver.crt"))
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(pki / "apiserver.csr"),
+            "-CA",
+            str(pki / "ca.crt"),
+            "-CAkey",
+            str(pki / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            str(pki / "san.ext"),
+            "-out",
+            str(pki / "apiserver.crt"),
+        )
         _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
         self.token = secrets.token_hex(16)
         (pki / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')
@@ -170,20 +213,29 @@ class Cluster:
 
     def _write_kubeconfig(self) -> None:
         ca = self.root / "pki" / "ca.crt"
-        self.kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": self.server, "certificate-authority": str(ca)}}],
-            "users": [{"name": "admin", "user": {"token": self.token}}],
-            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
-            "current-context": "local",
-        }, indent=2))
+        self.kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {"name": "local", "cluster": {"server": self.server, "certificate-authority": str(ca)}}
+                    ],
+                    "users": [{"name": "admin", "user": {"token": self.token}}],
+                    "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+                    "current-context": "local",
+                },
+                indent=2,
+            )
+        )
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115  (owned by the child)
         self.procs[name] = subprocess.Popen(
             [str(self.bin / name), *args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
             start_new_session=self.detach,
             preexec_fn=None if self.detach else _die_with_parent,
         )
@@ -287,11 +339,13 @@ def down(root: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] not in ("up", "down", "build"):
+    if len(argv) == 3 and argv[1] == "up":
+        up(Path(argv[2]))
+    elif len(argv) == 3 and argv[1] == "down":
+        down(Path(argv[2]))
+    else:
         print(__doc__, file=sys.stderr)
         return 2
-    root = Path(argv[2])
-    {"up": up, "down": down, "build": lambda _: print(build())}[argv[1]](root)
     return 0
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from handlers.kube import Api
-from netpool import allocator, annotations
+from netpool import allocator, annotation
 from netpool import status as st
 from netpool.overlap import Claim, older_overlap
 from netpool.spec import NetworkSpec, SpecError, parse_spec
@@ -33,7 +33,7 @@ _LOGGED_NODES = 50
 class Index(Protocol):
     """What the engine uses of a `kopf.Index`: key -> a store of values."""
 
-    def __iter__(self) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
     def __getitem__(self, key: Any) -> Iterable[Any]: ...
     def __contains__(self, key: object) -> bool: ...
 
@@ -87,7 +87,7 @@ class Engine:
 
     async def request_all(self, first: Key | None = None) -> None:
         """Overlap makes Networks depend on each other: a change to one reconciles all."""
-        keys = sorted(self.networks or [])
+        keys = sorted(self._network_keys())
         if first is not None:
             keys = [first] + [k for k in keys if k != first]
         for key in keys:
@@ -131,6 +131,9 @@ class Engine:
 
     # --- the sync function -----------------------------------------------------
 
+    def _network_keys(self) -> list[Key]:
+        return list(self.networks) if self.networks is not None else []
+
     def _network(self, key: Key) -> NetworkView | None:
         return _first(self.networks[key]) if self.networks is not None and key in self.networks else None
 
@@ -141,7 +144,7 @@ class Engine:
 
     def _claims(self, exclude: Key) -> list[Claim]:
         claims = []
-        for key in self.networks or []:
+        for key in self._network_keys():
             other = self._network(key)
             if key == exclude or other is None or other.deleting:
                 continue
@@ -156,7 +159,7 @@ class Engine:
         view = self._network(key)
         if view is None or view.deleting:
             return
-        ann_key = annotations.key_for(*key)
+        ann_key = annotation.key_for(*key)
         if full:
             # A resync checks the API's truth: a relist after a lost watch can
             # leave ghosts in an index, and nothing else notices them.
@@ -183,7 +186,7 @@ class Engine:
             carried[node.name] = values
         self._forget_seen_writes(nodes)
 
-        previous = self._written.get(key)
+        previous: Mapping[str, Any] | None = self._written.get(key)
         if previous is None or st.same(previous, view.status):
             self._written.pop(key, None)
             previous = view.status
@@ -202,9 +205,16 @@ class Engine:
         if parsed is None:
             # Invalid or overlapping: allocate nothing and release nothing, so a
             # typo in a spec never takes a subnet away from a running node.
-            held = {n: s for n, v in carried.items() if (s := annotations.subnet_of(v.get(ann_key)))}
-            status = st.build(generation=view.generation, outcome=outcome, pool=None,
-                              allocations=held, waiting=0, previous=previous, now=_utcnow())
+            held = {n: s for n, v in carried.items() if (s := annotation.subnet_of(v.get(ann_key)))}
+            status = st.build(
+                generation=view.generation,
+                outcome=outcome,
+                pool=None,
+                allocations=held,
+                waiting=0,
+                previous=previous,
+                now=_utcnow(),
+            )
         else:
             status = await self._allocate(view, parsed, nodes, carried, ann_key, previous)
 
@@ -226,19 +236,23 @@ class Engine:
     ) -> dict[str, Any]:
         pool = parsed.pool
         matching = [n.name for n in nodes if parsed.selector.matches(n.labels)]
-        held = {n: allocator.parse_subnet(annotations.subnet_of(v.get(ann_key))) for n, v in carried.items()}
+        held = {n: allocator.parse_subnet(annotation.subnet_of(v.get(ann_key))) for n, v in carried.items()}
         remembered = {
             a.get("node", ""): allocator.parse_subnet(a.get("subnet"))
-            for a in previous.get("allocations") or [] if isinstance(a, Mapping)
+            for a in previous.get("allocations") or []
+            if isinstance(a, Mapping)
         }
         taken = [
-            s for v in carried.values() for k, value in v.items() if k != ann_key
-            if (s := allocator.parse_subnet(annotations.subnet_of(value))) is not None
+            s
+            for v in carried.values()
+            for k, value in v.items()
+            if k != ann_key
+            if (s := allocator.parse_subnet(annotation.subnet_of(value))) is not None
         ]
         plan = allocator.plan(pool, matching, held, remembered, taken)
 
         desired = {
-            node: annotations.render(view.namespace, view.name, str(subnet), str(pool.gateway))
+            node: annotation.render(view.namespace, view.name, str(subnet), str(pool.gateway))
             for node, subnet in plan.allocations.items()
         }
         writes: dict[str, str | None] = {n: v for n, v in desired.items() if carried[n].get(ann_key) != v}
@@ -279,7 +293,7 @@ class Engine:
     async def release(self, key: Key) -> int:
         """Remove this Network's annotation from every Node; returns how many.
         Reads the API's truth, not the index: nothing may be left behind."""
-        ann_key = annotations.key_for(*key)
+        ann_key = annotation.key_for(*key)
         async with self.lock:
             self._dirty.pop(key, None)
             nodes = [node_view(m) for m in await self.api.list_node_metadata()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -23,9 +23,9 @@ _PAGE = 500
 def load_config() -> kubernetes.client.ApiClient:
     """In-cluster credentials in a pod, the kubeconfig ($KUBECONFIG) elsewhere."""
     try:
-        kubernetes.config.load_incluster_config()
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     return kubernetes.client.ApiClient()
 
 
@@ -53,7 +53,12 @@ class Api:
         try:
             await asyncio.to_thread(
                 self.custom.patch_namespaced_custom_object_status,
-                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": dict(status)},
             )
         except ApiException as e:
             if e.status != 404:  # deleted meanwhile: nothing to report on
@@ -68,7 +73,7 @@ class Api:
             if e.status == 404:
                 return None
             raise
-        return dict(body)
+        return cast(dict[str, Any], body)
 
     async def list_node_metadata(self) -> list[dict[str, Any]]:
         """Every Node's metadata only (names, labels, annotations), in pages:
@@ -83,14 +88,17 @@ class Api:
             if token:
                 query.append(("continue", token))
             request = self.client.param_serialize(
-                "GET", "/api/v1/nodes", query_params=query,
-                header_params={"Accept": _METADATA_LIST}, auth_settings=["BearerToken"],
+                "GET",
+                "/api/v1/nodes",
+                query_params=query,
+                header_params={"Accept": _METADATA_LIST},
+                auth_settings=["BearerToken"],
             )
             resp = self.client.call_api(*request)
-            resp.read()
+            data = resp.read()  # type: ignore[no-untyped-call]
             if not 200 <= resp.status < 300:
                 raise ApiException(http_resp=resp)
-            page = json.loads(resp.data)
+            page = json.loads(data)
             items += page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:

@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from handlers.engine import Engine, Key
 from handlers.kube import GROUP, PLURAL, VERSION
 from netpool.views import NetworkView, network_view
 
@@ -14,42 +15,53 @@ from netpool.views import NetworkView, network_view
 RESYNC_SECONDS = float(os.environ.get("NETWORK_RESYNC_SECONDS", "30"))
 
 
+def engine_of(memo: kopf.Memo, kwargs: dict[str, Any]) -> Engine:
+    """Kopf hands its indexes (by id: `nodes`, `networks`) to handlers only;
+    each handler passes them on to the engine."""
+    engine: Engine = memo.engine
+    engine.bind(kwargs["nodes"], kwargs["networks"])
+    return engine
+
+
 @kopf.index(GROUP, VERSION, PLURAL, id="networks")
-async def networks_index(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], NetworkView]:
-    return {(namespace, name): network_view(body)}
+async def networks_index(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, NetworkView]:
+    return {(namespace or "", name): network_view(body)}
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="resume")
 @kopf.on.create(GROUP, VERSION, PLURAL, id="create")
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="update")
 async def reconcile(
-    namespace: str, name: str, memo: kopf.Memo,
-    nodes: kopf.Index[str, Any], networks: kopf.Index[tuple[str, str], NetworkView], **_: Any,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    engine = memo.engine
-    engine.bind(nodes, networks)
+    engine = engine_of(memo, kwargs)
     engine.log_node_list_once()
-    await engine.request_all(first=(namespace, name))
+    await engine.request_all(first=(namespace or "", name))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, id="resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 async def resync(
-    namespace: str, name: str, memo: kopf.Memo,
-    nodes: kopf.Index[str, Any], networks: kopf.Index[tuple[str, str], NetworkView], **_: Any,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    engine = memo.engine
-    engine.bind(nodes, networks)
-    await engine.request((namespace, name), verify=True)
+    await engine_of(memo, kwargs).request((namespace or "", name), verify=True)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="delete")
 async def delete(
-    namespace: str, name: str, memo: kopf.Memo, logger: kopf.Logger,
-    nodes: kopf.Index[str, Any], networks: kopf.Index[tuple[str, str], NetworkView], **_: Any,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
-    engine = memo.engine
-    engine.bind(nodes, networks)
-    released = await engine.release((namespace, name))
+    engine = engine_of(memo, kwargs)
+    released = await engine.release((namespace or "", name))
     logger.info("released %d node subnets", released)
     # A younger Network this one overlapped may now be served.
     await engine.request_all()

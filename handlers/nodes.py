@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from handlers.networks import engine_of
 from netpool.views import NodeView, node_view
 
 
@@ -21,10 +22,12 @@ async def nodes_index(body: kopf.Body, name: str, **_: Any) -> dict[str, NodeVie
 
 @kopf.on.event("", "v1", "nodes", id="node-event")
 async def node_event(
-    type: str | None, body: kopf.Body, name: str, memo: kopf.Memo,
-    nodes: kopf.Index[str, NodeView], networks: kopf.Index[Any, Any], **_: Any,
+    type: str,
+    body: kopf.Body,
+    name: str,
+    memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    engine = memo.engine
-    engine.bind(nodes, networks)
+    engine = engine_of(memo, kwargs)
     engine.log_node_list_once()
     await engine.node_event(name, deleted=type == "DELETED", body=body)

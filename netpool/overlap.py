@@ -20,7 +20,8 @@ class Claim:
 def older_overlap(me: Claim, others: Iterable[Claim]) -> Claim | None:
     """The oldest claim that is older than `me` and shares an address with it."""
     rivals = [
-        o for o in others
-        if o.ref != me.ref and o < me and o.network.version == me.network.version and o.network.overlaps(me.network)  # type: ignore[arg-type]
+        o
+        for o in others
+        if o.ref != me.ref and o < me and o.network.version == me.network.version and o.network.overlaps(me.network)
     ]
     return min(rivals, default=None)

@@ -87,7 +87,8 @@ class Pool:
         if not 0 <= number < self.total:
             raise IndexError(number)
         address = int(self.network.network_address) + (number << self._host_bits)
-        return ipaddress.ip_network((address, self.subnet_prefix))
+        # The pool's own class: ip_network() reads a small int as IPv4, so "::/16" would come back as 0.0.0.0/16.
+        return type(self.network)((address, self.subnet_prefix))
 
     def number(self, subnet: IPNetwork) -> int | None:
         """The number of `subnet` if it is exactly one of this pool's subnets, else None."""

@@ -40,12 +40,14 @@ def parse_cidr(text: Any, field: str = "cidr") -> IPNetwork:
         address = ipaddress.ip_address(addr_text)
     except ValueError:
         raise ValueError(f"{field} {text!r}: {addr_text!r} is not an IPv4 or IPv6 address") from None
-    if not len_text.isdigit():
+    if not (len_text.isascii() and len_text.isdigit()):  # str.isdigit() alone takes "²" and "١٦"
         raise ValueError(f"{field} {text!r}: prefix length {len_text!r} is not a number")
     length = int(len_text)
     if length > address.max_prefixlen:
         family = f"IPv{address.version}"
-        raise ValueError(f"{field} {text!r}: prefix length {length} is larger than {address.max_prefixlen} for {family}")
+        raise ValueError(
+            f"{field} {text!r}: prefix length {length} is larger than {address.max_prefixlen} for {family}"
+        )
     network = ipaddress.ip_network((address, length), strict=False)
     if network.network_address != address:
         raise ValueError(f"{field} {text}: host bits set, did you mean {network}")
@@ -76,9 +78,15 @@ def _check_gateway(network: IPNetwork, raw: Any) -> IPAddress:
     if gateway not in network:
         raise ValueError(f"gateway {gateway} is outside cidr {network}")
     if gateway == network.network_address:
-        raise ValueError(f"gateway {gateway} is the network address of {network}; use a host address such as {network.network_address + 1}")
+        raise ValueError(
+            f"gateway {gateway} is the network address of {network}; "
+            f"use a host address such as {network.network_address + 1}"
+        )
     if network.version == 4 and gateway == network.broadcast_address:
-        raise ValueError(f"gateway {gateway} is the broadcast address of {network}; use a host address such as {network.network_address + 1}")
+        raise ValueError(
+            f"gateway {gateway} is the broadcast address of {network}; "
+            f"use a host address such as {network.network_address + 1}"
+        )
     return gateway
 
 
@@ -133,9 +141,11 @@ def parse_spec(spec: Mapping[str, Any]) -> NetworkSpec:
         raise SpecError(problems)
     pool = Pool(network=network, subnet_prefix=subnet_prefix, gateway=gateway, reserved=tuple(reserved))
     if pool.capacity == 0:
-        raise SpecError([
-            f"cidr {network} split into /{subnet_prefix} subnets has no usable subnet: "
-            f"{'its only subnet holds' if pool.total == 1 else 'all hold'} the gateway or a reserved range; "
-            f"use a larger cidr or a longer nodeSubnetPrefix"
-        ])
+        raise SpecError(
+            [
+                f"cidr {network} split into /{subnet_prefix} subnets has no usable subnet: "
+                f"{'its only subnet holds' if pool.total == 1 else 'all hold'} the gateway or a reserved range; "
+                f"use a larger cidr or a longer nodeSubnetPrefix"
+            ]
+        )
     return NetworkSpec(pool=pool, selector=selector)

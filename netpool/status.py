@@ -57,9 +57,7 @@ def served(pool: Pool, matching: int, allocated: int, waiting: int) -> Outcome:
     return Outcome(True, ALLOCATED, f"{allocated} of {matching} matching nodes have a subnet")
 
 
-def condition(
-    outcome: Outcome, generation: int, now: str, previous: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def condition(outcome: Outcome, generation: int, now: str, previous: Mapping[str, Any] | None) -> dict[str, Any]:
     """The Ready condition; lastTransitionTime moves only when the status flips."""
     status = "True" if outcome.ready else "False"
     since = now
@@ -110,14 +108,14 @@ def build(
 
 def same(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
     """Equal as stored: a field set to None is the same as a field left out."""
+
     def clean(d: Mapping[str, Any] | None) -> dict[str, Any]:
         return {k: v for k, v in (d or {}).items() if v is not None}
+
     return clean(a) == clean(b)
 
 
-def event_for(
-    previous: Mapping[str, Any] | None, current: Mapping[str, Any]
-) -> tuple[str, str, str] | None:
+def event_for(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> tuple[str, str, str] | None:
     """(type, reason, message) of the event to post for this change, or None.
 
     Warnings on a transition into a bad reason; Normal Synced when the Network

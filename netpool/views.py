@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from netpool import annotations
+from netpool import annotation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ def node_view(body: Mapping[str, Any]) -> NodeView:
     return NodeView(
         name=meta["name"],
         labels=dict(meta.get("labels") or {}),
-        subnets=annotations.ours(meta.get("annotations")),
+        subnets=annotation.ours(meta.get("annotations")),
         deleting=bool(meta.get("deletionTimestamp")),
     )
 

@@ -1,0 +1,139 @@
+"""Helpers for integration tests: a pykube client, object classes, polling, the operator."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pykube
+from kopf.testing import KopfRunner
+
+from controlplane.cluster import Cluster, build
+from netpool import annotation
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATOR = str(ROOT / "operator.py")
+T = TypeVar("T")
+
+__all__ = ["ROOT", "Cluster", "KubeCluster", "Network", "build", "wait_for"]
+
+
+@dataclass
+class KubeCluster:
+    kubeconfig: Path
+    bin: Path  # kubectl, helm
+    local: Cluster | None  # None when the tests run against $KUBECONFIG
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.bin / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            check=check,
+            capture_output=True,
+            text=True,
+            input=input,
+        )
+
+
+class Network(pykube.objects.NamespacedAPIObject):  # type: ignore[misc]
+    version = "samplecrd.k8s.io/v1"
+    endpoint = "networks"
+    kind = "Network"
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, interval: float = 0.2) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            result = check()
+        except (pykube.exceptions.ObjectDoesNotExist, AssertionError) as e:
+            last = e
+        else:
+            if result:
+                return result
+            last = result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def running_operator(*extra: str) -> Iterator[KopfRunner]:
+    """The operator under KopfRunner, cluster-wide and without peering."""
+    args = ["run", "-A", "--standalone", *extra, OPERATOR]
+    with KopfRunner(args, timeout=60) as runner:
+        yield runner
+    assert runner.exception is None, runner.output
+    assert runner.exit_code == 0, runner.output
+
+
+def get_network(api: pykube.HTTPClient, namespace: str, name: str) -> dict[str, Any]:
+    return dict(Network.objects(api, namespace=namespace).get(name=name).obj)
+
+
+def ready(network: dict[str, Any]) -> dict[str, Any]:
+    """The Ready condition, or {} if there is none yet."""
+    for cond in (network.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return dict(cond)
+    return {}
+
+
+def network_ready_with(
+    api: pykube.HTTPClient, namespace: str, name: str, status: str, reason: str
+) -> Callable[[], dict[str, Any] | None]:
+    """A check for wait_for: the Network once Ready has this status and reason, and status is current."""
+
+    def check() -> dict[str, Any] | None:
+        net = get_network(api, namespace, name)
+        cond = ready(net)
+        current = (net.get("status") or {}).get("observedGeneration") == net["metadata"]["generation"]
+        return net if current and (cond.get("status"), cond.get("reason")) == (status, reason) else None
+
+    return check
+
+
+def node_subnets(api: pykube.HTTPClient, namespace: str, name: str) -> dict[str, str]:
+    """node -> subnet, from every Node's annotation for this Network."""
+    key = annotation.key_for(namespace, name)
+    found = {}
+    for node in pykube.Node.objects(api):
+        value = node.annotations.get(key)
+        if value is not None:
+            found[node.name] = json.loads(value)["subnet"]
+    return found
+
+
+def status_subnets(network: dict[str, Any]) -> dict[str, str]:
+    return {a["node"]: a["subnet"] for a in (network.get("status") or {}).get("allocations") or []}
+
+
+def events(api: pykube.HTTPClient, namespace: str, name: str) -> list[dict[str, Any]]:
+    """Events about this Network, oldest first."""
+    found = [
+        e.obj
+        for e in pykube.Event.objects(api, namespace=namespace)
+        if e.obj["involvedObject"].get("kind") == "Network" and e.obj["involvedObject"].get("name") == name
+    ]
+    return sorted(found, key=lambda e: e["metadata"]["creationTimestamp"])
+
+
+def make_network(api: pykube.HTTPClient, namespace: str, name: str, spec: dict[str, Any]) -> Network:
+    net = Network(
+        api,
+        {
+            "apiVersion": "samplecrd.k8s.io/v1",
+            "kind": "Network",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        },
+    )
+    net.create()
+    return net
