@@ -26,7 +26,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = "samplecrd.k8s.io/network-operator"
     settings.posting.level = logging.INFO  # events: the seed's recorder
     # Node events are frequent and cheap; don't let them wait on batching.
-    settings.batching.idle_timeout = 0.5
+    settings.queueing.idle_timeout = 0.5
 
     def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
@@ -48,6 +48,12 @@ class _QuietRoutine(logging.Filter):
 
 
 logging.getLogger("kopf.objects").addFilter(_QuietRoutine())
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Kopf's own login, without a client library: the pod's ServiceAccount, else $KUBECONFIG."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.cleanup()

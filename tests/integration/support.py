@@ -111,6 +111,40 @@ def node_subnets(api: pykube.HTTPClient, namespace: str, name: str) -> dict[str,
     return found
 
 
+def wait_subnets(
+    api: pykube.HTTPClient,
+    namespace: str,
+    name: str,
+    what: str,
+    check: Callable[[dict[str, str]], bool],
+    timeout: float = 30,
+) -> dict[str, str]:
+    """Wait until the Nodes' subnets of this Network pass `check`; returns them."""
+
+    def probe() -> dict[str, str] | None:
+        subnets = node_subnets(api, namespace, name)
+        return subnets if check(subnets) else None
+
+    return wait_for(what, probe, timeout)
+
+
+def wait_network(
+    api: pykube.HTTPClient,
+    namespace: str,
+    name: str,
+    what: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Wait until the Network passes `check`; returns it."""
+
+    def probe() -> dict[str, Any] | None:
+        net = get_network(api, namespace, name)
+        return net if check(net) else None
+
+    return wait_for(what, probe, timeout)
+
+
 def status_subnets(network: dict[str, Any]) -> dict[str, str]:
     return {a["node"]: a["subnet"] for a in (network.get("status") or {}).get("allocations") or []}
 
