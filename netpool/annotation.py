@@ -4,7 +4,9 @@ Key:   network.samplecrd.k8s.io/<namespace>.<name>
        When `<namespace>.<name>` is longer than the 63 characters Kubernetes
        allows after the prefix, it is cut to 46 characters and followed by `-`
        and the first 16 hex digits of sha256("<namespace>/<name>"). Namespaces
-       hold no dots, so the first dot always ends the namespace.
+       hold no dots, so the first dot always ends the namespace. A suffix that
+       already ends like a shortened one (`-` and 16 hex digits) is shortened
+       too, so no Network's key can equal another Network's shortened key.
 Value: compact JSON with sorted keys, for example
        {"gateway":"192.168.0.1","network":"default/example-network","subnet":"192.168.1.0/24"}
        `network` names the Network in full, so an agent can tell which pool a
@@ -22,12 +24,13 @@ PREFIX = "network.samplecrd.k8s.io/"
 _NAME_MAX = 63
 _CUT = 46
 _NAME_OK = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_SHORTENED = re.compile(r"-[0-9a-f]{16}\Z")
 
 
 def key_for(namespace: str, name: str) -> str:
     """The annotation key for the Network `namespace/name`; always a valid key."""
     suffix = f"{namespace}.{name}"
-    if len(suffix) > _NAME_MAX or not _NAME_OK.match(suffix):
+    if len(suffix) > _NAME_MAX or not _NAME_OK.match(suffix) or _SHORTENED.search(suffix):
         digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:16]
         suffix = suffix[:_CUT].rstrip("-_.") + "-" + digest
     return PREFIX + suffix
@@ -45,7 +48,7 @@ def subnet_of(value: str | None) -> str | None:
         return None
     try:
         doc = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         return None
     subnet = doc.get("subnet") if isinstance(doc, dict) else None
     return subnet if isinstance(subnet, str) else None

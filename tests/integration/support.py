@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -101,13 +100,13 @@ def network_ready_with(
 
 
 def node_subnets(api: pykube.HTTPClient, namespace: str, name: str) -> dict[str, str]:
-    """node -> subnet, from every Node's annotation for this Network."""
+    """node -> subnet, from every Node's annotation for this Network ("<garbage>" if unreadable)."""
     key = annotation.key_for(namespace, name)
     found = {}
     for node in pykube.Node.objects(api):
         value = node.annotations.get(key)
         if value is not None:
-            found[node.name] = json.loads(value)["subnet"]
+            found[node.name] = annotation.subnet_of(value) or "<garbage>"
     return found
 
 

@@ -1,0 +1,321 @@
+"""Network status: the Ready condition, the counts, and which change deserves an event."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netpool import status as st_
+from netpool.pool import Pool
+
+POOL = Pool(ipaddress.ip_network("192.168.0.0/16"), 24, ipaddress.ip_address("192.168.0.1"))
+BIG = Pool(ipaddress.ip_network("2001:db8::/32"), 96, ipaddress.ip_address("2001:db8::1"))
+T0, T1, T2 = "2024-01-01T00:00:00Z", "2024-01-01T00:05:00Z", "2024-01-01T00:10:00Z"
+
+
+def allocations(count: int) -> dict[str, str]:
+    return {f"node-{i:02d}": f"192.168.{i + 1}.0/24" for i in range(count)}
+
+
+def ready(status: dict[str, Any]) -> dict[str, Any]:
+    (cond,) = status["conditions"]
+    assert isinstance(cond, dict)
+    return cond
+
+
+# --- outcomes ----------------------------------------------------------------------
+
+
+def test_invalid() -> None:
+    assert st_.invalid("cidr 'x' is bad; gateway 'y' is bad") == st_.Outcome(
+        False, "InvalidSpec", "invalid spec: cidr 'x' is bad; gateway 'y' is bad"
+    )
+
+
+def test_overlaps() -> None:
+    assert st_.overlaps("10.0.0.0/16", "default/old", "10.0.0.0/8") == st_.Outcome(
+        False,
+        "Overlaps",
+        "cidr 10.0.0.0/16 overlaps cidr 10.0.0.0/8 of the older Network default/old; "
+        "choose a cidr that does not overlap it (this Network allocates nothing until then)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("matching", "allocated", "waiting", "outcome"),
+    [
+        (3, 3, 0, st_.Outcome(True, "Allocated", "3 of 3 matching nodes have a subnet")),
+        (0, 0, 0, st_.Outcome(True, "NoMatchingNodes", "nodeSelector matches no node; nothing to allocate")),
+        (
+            300,
+            255,
+            45,
+            st_.Outcome(
+                False,
+                "PoolExhausted",
+                "45 of 300 matching nodes wait for a subnet: all 255 usable /24 subnets of 192.168.0.0/16 "
+                "are allocated; grow cidr or remove nodes",
+            ),
+        ),
+    ],
+)
+def test_served(matching: int, allocated: int, waiting: int, outcome: st_.Outcome) -> None:
+    assert st_.served(POOL, matching, allocated, waiting) == outcome
+
+
+# --- build -------------------------------------------------------------------------
+
+
+def test_build_full_status() -> None:
+    status = st_.build(
+        generation=4,
+        outcome=st_.served(POOL, 2, 2, 0),
+        pool=POOL,
+        allocations={"node-b": "192.168.2.0/24", "node-a": "192.168.1.0/24"},
+        waiting=0,
+        previous=None,
+        now=T0,
+    )
+    assert status == {
+        "observedGeneration": 4,
+        "gateway": "192.168.0.1",
+        "nodeSubnetPrefix": 24,
+        "capacity": "255",
+        "allocated": 2,
+        "free": "253",
+        "waiting": 0,
+        "allocations": [
+            {"node": "node-a", "subnet": "192.168.1.0/24"},
+            {"node": "node-b", "subnet": "192.168.2.0/24"},
+        ],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Allocated",
+                "message": "2 of 2 matching nodes have a subnet",
+                "lastTransitionTime": T0,
+                "observedGeneration": 4,
+            }
+        ],
+    }
+
+
+def test_capacity_and_free_are_decimal_strings_beyond_int64() -> None:
+    status = st_.build(
+        generation=1,
+        outcome=st_.served(BIG, 1, 1, 0),
+        pool=BIG,
+        allocations={"n": "2001:db8::1:0:0/96"},
+        waiting=0,
+        previous=None,
+        now=T0,
+    )
+    assert status["capacity"] == "18446744073709551615"  # 2**64 - 1
+    assert status["free"] == "18446744073709551614"
+    assert isinstance(status["allocated"], int)
+
+
+def test_build_without_a_pool() -> None:
+    status = st_.build(
+        generation=2,
+        outcome=st_.invalid("cidr 'x' is bad"),
+        pool=None,
+        allocations={"n1": "10.0.1.0/24"},  # what nodes still carry
+        waiting=0,
+        previous=None,
+        now=T0,
+    )
+    assert status["gateway"] is None
+    assert status["nodeSubnetPrefix"] is None
+    assert status["capacity"] is None
+    assert status["free"] is None
+    assert status["allocated"] == 1
+    assert status["allocations"] == [{"node": "n1", "subnet": "10.0.1.0/24"}]
+    assert ready(status)["status"] == "False"
+    assert ready(status)["reason"] == "InvalidSpec"
+
+
+def build(
+    outcome: st_.Outcome, previous: dict[str, Any] | None, now: str, generation: int = 1, count: int = 3
+) -> dict[str, Any]:
+    waiting = 5 if outcome.reason == "PoolExhausted" else 0
+    return st_.build(
+        generation=generation,
+        outcome=outcome,
+        pool=POOL,
+        allocations=allocations(count),
+        waiting=waiting,
+        previous=previous,
+        now=now,
+    )
+
+
+ALLOCATED = st_.served(POOL, 3, 3, 0)
+ALLOCATED_4 = st_.served(POOL, 4, 4, 0)
+NO_NODES = st_.served(POOL, 0, 0, 0)
+EXHAUSTED = st_.served(POOL, 260, 255, 5)
+INVALID = st_.invalid("gateway 10.1.0.1 is outside cidr 10.0.0.0/16")
+INVALID_OTHER = st_.invalid("reserved[0] 'x' is not an IP address or CIDR prefix")
+OVERLAPS = st_.overlaps("192.168.0.0/16", "default/old", "192.168.0.0/8")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kept"),
+    [
+        (ALLOCATED, ALLOCATED_4, True),  # still True
+        (ALLOCATED, NO_NODES, True),  # True, other reason
+        (INVALID, EXHAUSTED, True),  # still False, other reason
+        (INVALID, INVALID_OTHER, True),
+        (OVERLAPS, INVALID, True),
+        (ALLOCATED, EXHAUSTED, False),  # flips
+        (EXHAUSTED, ALLOCATED, False),
+        (INVALID, NO_NODES, False),
+    ],
+)
+def test_last_transition_time_moves_only_when_the_status_flips(
+    before: st_.Outcome, after: st_.Outcome, kept: bool
+) -> None:
+    first = build(before, None, T0)
+    second = build(after, first, T1, generation=2)
+    assert ready(first)["lastTransitionTime"] == T0
+    assert ready(second)["lastTransitionTime"] == (T0 if kept else T1)
+    assert ready(second)["observedGeneration"] == 2
+    third = build(after, second, T2, generation=2)
+    assert ready(third)["lastTransitionTime"] == ready(second)["lastTransitionTime"]
+
+
+def test_previous_condition_without_a_time_gets_now() -> None:
+    previous = {"conditions": [{"type": "Ready", "status": "True", "reason": "Allocated"}]}
+    assert ready(build(ALLOCATED, previous, T1))["lastTransitionTime"] == T1
+
+
+def test_other_condition_types_are_not_mistaken_for_ready() -> None:
+    previous = {"conditions": ["junk", {"type": "Progressing", "status": "True", "lastTransitionTime": T0}]}
+    assert ready(build(ALLOCATED, previous, T1))["lastTransitionTime"] == T1
+
+
+# --- same --------------------------------------------------------------------------
+
+
+def test_same_treats_none_as_missing() -> None:
+    assert st_.same({"a": 1, "b": None}, {"a": 1})
+    assert st_.same(None, {})
+    assert st_.same(None, {"gateway": None})
+    assert not st_.same({"a": 1}, {"a": 2})
+    assert not st_.same({"a": 1}, {})
+    assert not st_.same({"a": 0}, {})  # falsy is not None
+
+
+def test_same_compares_whole_statuses() -> None:
+    a = build(ALLOCATED, None, T0)
+    assert st_.same(a, build(ALLOCATED, None, T0))
+    assert not st_.same(a, build(ALLOCATED, None, T1))
+    assert not st_.same(a, build(ALLOCATED_4, None, T0, count=4))
+
+
+# --- events ------------------------------------------------------------------------
+
+SYNCED_3 = ("Normal", "Synced", "Network synced successfully: 3 of 3 matching nodes have a subnet")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "event"),
+    [
+        # warnings on the way into a bad state
+        (None, INVALID, ("Warning", "InvalidSpec", INVALID.message)),
+        (ALLOCATED, INVALID, ("Warning", "InvalidSpec", INVALID.message)),
+        (ALLOCATED, OVERLAPS, ("Warning", "Overlaps", OVERLAPS.message)),
+        (ALLOCATED, EXHAUSTED, ("Warning", "PoolExhausted", EXHAUSTED.message)),
+        (ALLOCATED, NO_NODES, ("Warning", "NoMatchingNodes", NO_NODES.message)),
+        (None, NO_NODES, ("Warning", "NoMatchingNodes", NO_NODES.message)),
+        (INVALID, OVERLAPS, ("Warning", "Overlaps", OVERLAPS.message)),
+        (OVERLAPS, EXHAUSTED, ("Warning", "PoolExhausted", EXHAUSTED.message)),
+        # ... and not again while it lasts
+        (INVALID, INVALID, None),
+        (INVALID, INVALID_OTHER, None),
+        (OVERLAPS, OVERLAPS, None),
+        (EXHAUSTED, EXHAUSTED, None),
+        (NO_NODES, NO_NODES, None),
+        # Normal Synced when it becomes Ready
+        (None, ALLOCATED, SYNCED_3),
+        (INVALID, ALLOCATED, SYNCED_3),
+        (OVERLAPS, ALLOCATED, SYNCED_3),
+        (EXHAUSTED, ALLOCATED, SYNCED_3),
+        (NO_NODES, ALLOCATED, SYNCED_3),
+        # nothing when only the counts change
+        (ALLOCATED, ALLOCATED, None),
+        (ALLOCATED, ALLOCATED_4, None),
+    ],
+)
+def test_event_for_transitions(
+    before: st_.Outcome | None, after: st_.Outcome, event: tuple[str, str, str] | None
+) -> None:
+    previous = build(before, None, T0) if before is not None else None
+    current = build(after, previous, T1, count=4 if after is ALLOCATED_4 else 3)
+    assert st_.event_for(previous, current) == event
+
+
+def test_synced_again_after_a_spec_change_while_ready() -> None:
+    previous = build(ALLOCATED, None, T0, generation=1)
+    current = build(ALLOCATED, previous, T1, generation=2)
+    assert st_.event_for(previous, current) == SYNCED_3
+
+
+def test_spec_change_in_a_bad_state_posts_nothing_new() -> None:
+    previous = build(EXHAUSTED, None, T0, generation=1)
+    current = build(EXHAUSTED, previous, T1, generation=2)
+    assert st_.event_for(previous, current) is None
+    previous = build(NO_NODES, None, T0, generation=1)
+    current = build(NO_NODES, previous, T1, generation=2)
+    assert st_.event_for(previous, current) is None
+
+
+def test_synced_counts_waiting_nodes_as_matching() -> None:
+    current = st_.build(
+        generation=1, outcome=ALLOCATED, pool=POOL, allocations=allocations(7), waiting=0, previous=None, now=T0
+    )
+    assert st_.event_for({}, current) == (
+        "Normal",
+        "Synced",
+        "Network synced successfully: 7 of 7 matching nodes have a subnet",
+    )
+
+
+def test_no_event_without_a_ready_condition() -> None:
+    assert st_.event_for(None, {"observedGeneration": 1}) is None
+    assert st_.event_for(None, {"conditions": []}) is None
+
+
+def test_empty_previous_status_counts_as_a_transition() -> None:
+    # A new Network has no status at all.
+    assert st_.event_for({}, build(ALLOCATED, {}, T0)) == SYNCED_3
+    assert st_.event_for({}, build(INVALID, {}, T0)) == ("Warning", "InvalidSpec", INVALID.message)
+
+
+OUTCOMES = [ALLOCATED, ALLOCATED_4, NO_NODES, EXHAUSTED, INVALID, INVALID_OTHER, OVERLAPS]
+
+
+@given(st.lists(st.tuples(st.sampled_from(OUTCOMES), st.integers(1, 3)), min_size=1, max_size=8))
+def test_event_sequences(steps: list[tuple[st_.Outcome, int]]) -> None:
+    previous: dict[str, Any] | None = None
+    for outcome, generation in steps:
+        current = build(outcome, previous, T1, generation=generation)
+        event = st_.event_for(previous, current)
+        old = ready(previous) if previous else None
+        flipped = old is None or (old["status"], old["reason"]) != (ready(current)["status"], outcome.reason)
+        respec = previous is None or previous["observedGeneration"] != generation
+        if outcome.reason in st_.WARNING_REASONS:
+            assert event == (("Warning", outcome.reason, outcome.message) if flipped else None)
+        elif flipped or respec:
+            assert event is not None
+            assert event[:2] == ("Normal", "Synced")
+        else:
+            assert event is None
+        # the same status seen twice never posts anything
+        assert st_.event_for(current, current) is None
+        previous = current

@@ -1,0 +1,71 @@
+"""Projections of Node and Network bodies: only what the logic needs, detached from the body."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from netpool.annotation import PREFIX
+from netpool.views import network_view, node_view
+
+
+def test_node_view_keeps_labels_and_only_our_annotations() -> None:
+    body = {
+        "metadata": {
+            "name": "node-1",
+            "labels": {"role": "worker"},
+            "annotations": {PREFIX + "default.net": '{"subnet":"10.0.1.0/24"}', "other.io/x": "y"},
+        },
+        "status": {"capacity": {"cpu": "4"}},
+    }
+    view = node_view(body)
+    assert view.name == "node-1"
+    assert view.labels == {"role": "worker"}
+    assert view.subnets == {PREFIX + "default.net": '{"subnet":"10.0.1.0/24"}'}
+    assert view.deleting is False
+
+
+def test_node_view_of_a_bare_node() -> None:
+    view = node_view({"metadata": {"name": "n", "labels": None, "annotations": None}})
+    assert view.labels == {}
+    assert view.subnets == {}
+    assert node_view({"metadata": {"name": "n", "deletionTimestamp": "2024-01-01T00:00:00Z"}}).deleting is True
+
+
+def test_network_view() -> None:
+    body: dict[str, Any] = {
+        "metadata": {
+            "namespace": "default",
+            "name": "example",
+            "uid": "u-1",
+            "generation": 3,
+            "creationTimestamp": "2024-01-01T00:00:00Z",
+        },
+        "spec": {"cidr": "10.0.0.0/16", "reserved": ("10.0.0.5",)},
+        "status": {"allocations": [{"node": "a", "subnet": "10.0.1.0/24"}]},
+    }
+    view = network_view(body)
+    assert view.ref == "default/example"
+    assert view.generation == 3
+    assert view.created == "2024-01-01T00:00:00Z"
+    assert view.deleting is False
+    assert view.spec == {"cidr": "10.0.0.0/16", "reserved": ["10.0.0.5"]}
+    assert view.object_ref() == {
+        "apiVersion": "samplecrd.k8s.io/v1",
+        "kind": "Network",
+        "metadata": {"namespace": "default", "name": "example", "uid": "u-1"},
+    }
+    # a deep copy: later changes to the body do not leak into the view
+    body["spec"]["cidr"] = "10.9.0.0/16"
+    body["status"]["allocations"][0]["subnet"] = "changed"
+    assert view.spec["cidr"] == "10.0.0.0/16"
+    assert view.status == {"allocations": [{"node": "a", "subnet": "10.0.1.0/24"}]}
+
+
+def test_network_view_defaults_and_plain_types() -> None:
+    body = MappingProxyType({"metadata": {"name": "n"}, "spec": MappingProxyType({"a": MappingProxyType({})})})
+    view = network_view(body)
+    assert (view.namespace, view.uid, view.generation, view.created) == ("", "", 0, "")
+    assert view.status == {}
+    assert type(view.spec) is dict
+    assert type(view.spec["a"]) is dict
