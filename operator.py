@@ -34,6 +34,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     client = load_config()
     memo.api_client = client
     memo.engine = Engine(Api(client), post_event, logging.getLogger("network-operator"))
+    # Before any handler runs: nothing is handed out from a partial view of the Nodes.
+    await memo.engine.sync_nodes()
 
 
 class _QuietRoutine(logging.Filter):

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from handlers.kube import Api
 from netpool import allocator, annotation
 from netpool import status as st
+from netpool.cache import NodeCache
 from netpool.overlap import Claim, older_overlap
 from netpool.spec import NetworkSpec, SpecError, parse_spec
 from netpool.views import NetworkView, NodeView, network_view, node_view
@@ -54,20 +55,18 @@ class Engine:
         self.api = api
         self.post_event = post_event
         self.logger = logger
-        self.nodes: Index | None = None
+        self.nodes = NodeCache()
         self.networks: Index | None = None
         self.lock = asyncio.Lock()
         self._dirty: dict[Key, bool] = {}  # queued keys -> whether a full resync was asked
         self._running: set[Key] = set()
         self._pending: dict[str, dict[str, str | None]] = {}  # annotation key -> node -> value written, unseen
         self._written: dict[Key, dict[str, Any]] = {}  # status written, until the index shows it
-        self._seen: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (labels hash, our annotations)
-        self._listed = False
         self._writes = asyncio.Semaphore(_WRITE_CONCURRENCY)
 
-    def bind(self, nodes: Index, networks: Index) -> None:
-        """Kopf hands the indexes to handlers only; the first handler passes them on."""
-        self.nodes, self.networks = nodes, networks
+    def bind(self, networks: Index) -> None:
+        """Kopf hands its indexes to handlers only; handlers pass them on."""
+        self.networks = networks
 
     # --- the workqueue -------------------------------------------------------
 
@@ -95,39 +94,47 @@ class Engine:
 
     # --- nodes -----------------------------------------------------------------
 
-    async def node_event(self, name: str, deleted: bool, body: Mapping[str, Any]) -> None:
-        """A Node event; reconciles only when labels or our annotations changed,
-        and not for our own writes coming back through the watch."""
-        if deleted:
-            self._seen.pop(name, None)
+    async def sync_nodes(self) -> None:
+        """The informer's initial sync: fill the Node cache from a LIST, then log it
+        like the seed's `nodeLister.List()` after WaitForCacheSync."""
+        await self._relist()
+        names = self.nodes.names()
+        more = f" ... and {len(names) - _LOGGED_NODES} more" if len(names) > _LOGGED_NODES else ""
+        self.logger.info("nodelist (%d): %s%s", len(names), ", ".join(names[:_LOGGED_NODES]), more)
+
+    async def _relist(self) -> None:
+        started = self.nodes.now()
+        listed = [node_view(m) for m in await self.api.list_node_metadata()]
+        ghosts = self.nodes.relist(listed, started)
+        if ghosts:
+            self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
+
+    async def node_event(self, name: str, kind: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event about a Node (kind None: seen in the watch's initial listing).
+
+        Reconciles only when labels or our annotations changed, and not for
+        our own writes coming back through the watch: kubelets update their
+        Node every few seconds, and that must cost next to nothing.
+        """
+        if kind == "DELETED":
             for values in self._pending.values():
                 values.pop(name, None)
-            await self.request_all()
+            if self.nodes.remove(name) is not None:
+                await self.request_all()
             return
-        view = node_view(body)
-        new = (hash(frozenset(view.labels.items())), dict(view.subnets))
-        old = self._seen.get(name)
-        if old == new:
-            return
-        self._seen[name] = new
-        if old is None:
+        if kind in (None, "ADDED"):
             self.logger.info("add a node: %s", name)
-        elif old[0] == new[0] and self._own_writes(name, old[1], new[1]):
+        view = node_view(body)
+        old = self.nodes.put(view)
+        unchanged = old is not None and old.labels == view.labels and old.subnets == view.subnets
+        if unchanged or (old is not None and old.labels == view.labels and self._own_writes(name, old, view)):
             return
         await self.request_all()
 
-    def _own_writes(self, node: str, old: Mapping[str, str], new: Mapping[str, str]) -> bool:
-        changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
-        return all(node in self._pending.get(k, {}) and self._pending[k][node] == new.get(k) for k in changed)
-
-    def log_node_list_once(self) -> None:
-        """The seed's `nodeLister.List()` after WaitForCacheSync, once."""
-        if self._listed or self.nodes is None:
-            return
-        self._listed = True
-        names = sorted(self.nodes)
-        more = f" ... and {len(names) - _LOGGED_NODES} more" if len(names) > _LOGGED_NODES else ""
-        self.logger.info("nodelist (%d): %s%s", len(names), ", ".join(names[:_LOGGED_NODES]), more)
+    def _own_writes(self, node: str, old: NodeView, new: NodeView) -> bool:
+        """Whether every annotation that changed is one of our writes coming back."""
+        changed = {k for k in old.subnets.keys() | new.subnets.keys() if old.subnets.get(k) != new.subnets.get(k)}
+        return all(node in self._pending.get(k, {}) and self._pending[k][node] == new.subnets.get(k) for k in changed)
 
     # --- the sync function -----------------------------------------------------
 
@@ -136,11 +143,6 @@ class Engine:
 
     def _network(self, key: Key) -> NetworkView | None:
         return _first(self.networks[key]) if self.networks is not None and key in self.networks else None
-
-    def _node_views(self) -> list[NodeView]:
-        if self.nodes is None:
-            return []
-        return [v for v in (_first(self.nodes[n]) for n in self.nodes) if v is not None]
 
     def _claims(self, exclude: Key) -> list[Claim]:
         claims = []
@@ -161,17 +163,16 @@ class Engine:
             return
         ann_key = annotation.key_for(*key)
         if full:
-            # A resync checks the API's truth: a relist after a lost watch can
-            # leave ghosts in an index, and nothing else notices them.
+            # A resync checks the API's truth: a watch can miss a deletion
+            # (a relist after 410 Gone), and nothing else would notice.
             body = await self.api.get_network(*key)
             if body is None:
                 return
             view = network_view(body)
-            nodes = [node_view(m) for m in await self.api.list_node_metadata()]
-            self._pending.clear()
+            await self._relist()
+            self._pending.clear()  # the LIST came after every write we made
             self._written.pop(key, None)
-        else:
-            nodes = self._node_views()
+        nodes = list(self.nodes)
 
         # What each node carries now, with our unseen writes laid over.
         carried: dict[str, dict[str, str]] = {}

@@ -16,10 +16,9 @@ RESYNC_SECONDS = float(os.environ.get("NETWORK_RESYNC_SECONDS", "30"))
 
 
 def engine_of(memo: kopf.Memo, kwargs: dict[str, Any]) -> Engine:
-    """Kopf hands its indexes (by id: `nodes`, `networks`) to handlers only;
-    each handler passes them on to the engine."""
+    """Kopf hands its indexes (by id) to handlers only; each passes them on."""
     engine: Engine = memo.engine
-    engine.bind(kwargs["nodes"], kwargs["networks"])
+    engine.bind(kwargs["networks"])
     return engine
 
 
@@ -37,9 +36,7 @@ async def reconcile(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    engine = engine_of(memo, kwargs)
-    engine.log_node_list_once()
-    await engine.request_all(first=(namespace or "", name))
+    await engine_of(memo, kwargs).request_all(first=(namespace or "", name))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, id="resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)

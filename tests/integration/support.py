@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -144,6 +145,12 @@ def wait_network(
     return wait_for(what, probe, timeout)
 
 
+def within(subnet: str, pool: str) -> bool:
+    """Whether `subnet` lies inside `pool` (both in CIDR notation)."""
+    inner, outer = ipaddress.ip_network(subnet), ipaddress.ip_network(pool)
+    return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
+
+
 def status_subnets(network: dict[str, Any]) -> dict[str, str]:
     return {a["node"]: a["subnet"] for a in (network.get("status") or {}).get("allocations") or []}
 
@@ -155,7 +162,8 @@ def events(api: pykube.HTTPClient, namespace: str, name: str) -> list[dict[str, 
         for e in pykube.Event.objects(api, namespace=namespace)
         if e.obj["involvedObject"].get("kind") == "Network" and e.obj["involvedObject"].get("name") == name
     ]
-    return sorted(found, key=lambda e: e["metadata"]["creationTimestamp"])
+    # Timestamps have one-second resolution; etcd's revision orders within a second.
+    return sorted(found, key=lambda e: (e["metadata"]["creationTimestamp"], int(e["metadata"]["resourceVersion"])))
 
 
 def make_network(api: pykube.HTTPClient, namespace: str, name: str, spec: dict[str, Any]) -> Network:
