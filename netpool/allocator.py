@@ -49,10 +49,11 @@ def plan(
       its subnet when its annotation was removed or edited to garbage.
     - `taken`: subnets held by other pools; never handed out here.
 
-    A node keeps a subnet it holds if that subnet is one of the pool's, is not
-    blocked (gateway, reserved, taken) and no node earlier in name order holds
-    it. Otherwise it gets back its remembered subnet under the same rules, and
-    otherwise the lowest free subnet. Nodes are served in name order; those
+    A node keeps a subnet it holds if that subnet is one of the pool's and is
+    not blocked (gateway, reserved, taken). When two nodes hold the same one,
+    the node the status remembers with it keeps it, else the earlier name.
+    A node without a usable holding gets back its remembered subnet under the
+    same rules, and otherwise the lowest free subnet. Nodes are served in name order; those
     left over when the pool is full are `waiting`.
     """
     remembered = remembered or {}
@@ -71,9 +72,11 @@ def plan(
     order = sorted(set(wanted))
     used: set[int] = set()
     allocations: dict[str, IPNetwork] = {}
-    # First pass: current holdings win over memories, so a remembered subnet
-    # can never take away what another node actually carries.
-    for source in (held, remembered):
+    # Holdings the status confirms come first, so a hand-copied annotation can
+    # never take a subnet from the node that had it; then other holdings, so a
+    # memory never takes away what a node actually carries; then memories.
+    confirmed = {n: s for n, s in held.items() if s is not None and remembered.get(n) == s}
+    for source in (confirmed, held, remembered):
         for node in order:
             if node in allocations:
                 continue

@@ -133,7 +133,7 @@ def parse_spec(spec: Mapping[str, Any]) -> NetworkSpec:
             problems.append(str(e))
             continue
         if entry.version != network.version or not entry.subnet_of(network):  # type: ignore[arg-type]
-            problems.append(f"{field} {entry} is outside cidr {network}")
+            problems.append(f"{field} {entry} is not inside cidr {network}")
             continue
         reserved.append(entry)
 

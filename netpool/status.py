@@ -118,18 +118,20 @@ def same(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
 def event_for(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> tuple[str, str, str] | None:
     """(type, reason, message) of the event to post for this change, or None.
 
-    Warnings on a transition into a bad reason; Normal Synced when the Network
-    becomes Ready, or is Ready again after a spec change. A resync that
-    changes nothing posts nothing.
+    Warnings on a transition into a bad reason, or when a spec change brings a
+    new message for it; Normal Synced when the Network becomes Ready, or is
+    Ready again after a spec change. A resync that changes nothing posts nothing.
     """
     new = ready_condition(current)
     if new is None:
         return None
     old = ready_condition(previous)
     changed = old is None or (old.get("status"), old.get("reason")) != (new["status"], new["reason"])
-    if new["reason"] in WARNING_REASONS:
-        return ("Warning", new["reason"], new["message"]) if changed else None
     respec = (previous or {}).get("observedGeneration") != current.get("observedGeneration")
+    if new["reason"] in WARNING_REASONS:
+        # A spec edited from one mistake to another deserves a word about the new one.
+        rewarn = respec and old is not None and old.get("message") != new["message"]
+        return ("Warning", new["reason"], new["message"]) if changed or rewarn else None
     if new["status"] == "True" and (changed or respec):
         matching = current["allocated"] + current["waiting"]
         return "Normal", SYNCED, MESSAGE_SYNCED.format(allocated=current["allocated"], matching=matching)

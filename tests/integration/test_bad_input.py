@@ -57,7 +57,7 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "reserved-outside": (
         {"cidr": "10.10.0.0/16", "reserved": ["10.10.1.0/24", "10.11.0.0/24"]},
-        "reserved[1] 10.11.0.0/24 is outside cidr 10.10.0.0/16",
+        "reserved[1] 10.11.0.0/24 is not inside cidr 10.10.0.0/16",
     ),
     "bad-selector": (
         {"cidr": "10.12.0.0/16", "nodeSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}},

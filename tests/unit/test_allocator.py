@@ -97,6 +97,14 @@ def test_duplicate_holdings_go_to_the_first_name() -> None:
     assert subnets(result.allocations) == {"a": "10.0.9.0/24", "b": "10.0.1.0/24"}
 
 
+def test_the_holder_the_status_remembers_keeps_a_duplicated_subnet() -> None:
+    pool = pool_of("10.0.0.0/16", 24)
+    # "b" had 10.0.9.0/24; someone copied its annotation onto "a" (earlier name).
+    held = {"a": net("10.0.9.0/24"), "b": net("10.0.9.0/24")}
+    result = plan(pool, ["a", "b"], held, {"b": net("10.0.9.0/24")})
+    assert subnets(result.allocations) == {"a": "10.0.1.0/24", "b": "10.0.9.0/24"}
+
+
 def test_holdings_beat_memories() -> None:
     pool = pool_of("10.0.0.0/16", 24)
     # "a" remembers what "b" carries now: "b" keeps it, "a" gets a fresh one.
@@ -408,7 +416,8 @@ def reference_plan(
     order = sorted(set(wanted))
     used: set[int] = set()
     numbers: dict[str, int] = {}
-    for source in (held, remembered):
+    confirmed = {n: s for n, s in held.items() if s is not None and remembered.get(n) == s}
+    for source in (confirmed, held, remembered):
         for node in order:
             candidate = source.get(node)
             if node in numbers or candidate is None or candidate not in by_subnet:

@@ -190,22 +190,22 @@ def problems_of(spec: dict[str, Any]) -> list[str]:
         # --- reserved
         pytest.param(
             {"cidr": "10.0.0.0/16", "reserved": ["10.1.0.0/24"]},
-            ["reserved[0] 10.1.0.0/24 is outside cidr 10.0.0.0/16"],
+            ["reserved[0] 10.1.0.0/24 is not inside cidr 10.0.0.0/16"],
             id="reserved-outside",
         ),
         pytest.param(
             {"cidr": "10.0.0.0/16", "reserved": ["10.0.0.3", "10.1.0.1"]},
-            ["reserved[1] 10.1.0.1/32 is outside cidr 10.0.0.0/16"],
+            ["reserved[1] 10.1.0.1/32 is not inside cidr 10.0.0.0/16"],
             id="reserved-address-outside",
         ),
         pytest.param(
             {"cidr": "10.0.0.0/16", "reserved": ["10.0.0.0/8"]},
-            ["reserved[0] 10.0.0.0/8 is outside cidr 10.0.0.0/16"],
+            ["reserved[0] 10.0.0.0/8 is not inside cidr 10.0.0.0/16"],
             id="reserved-larger-than-cidr",
         ),
         pytest.param(
             {"cidr": "10.0.0.0/16", "reserved": ["2001:db8::1"]},
-            ["reserved[0] 2001:db8::1/128 is outside cidr 10.0.0.0/16"],
+            ["reserved[0] 2001:db8::1/128 is not inside cidr 10.0.0.0/16"],
             id="reserved-other-family",
         ),
         pytest.param(
@@ -314,7 +314,7 @@ def problems_of(spec: dict[str, Any]) -> list[str]:
                 "nodeSelector.matchExpressions[0]: operator In needs at least one value",
                 "gateway 10.1.0.1 is outside cidr 10.0.0.0/16",
                 f"nodeSubnetPrefix 8 must be between the cidr prefix length 16 and 32{PREFIX_HELP}",
-                "reserved[0] 10.2.0.0/16 is outside cidr 10.0.0.0/16",
+                "reserved[0] 10.2.0.0/16 is not inside cidr 10.0.0.0/16",
                 "reserved[1] 'x' is not an IP address or CIDR prefix",
             ],
             id="everything-wrong",

@@ -266,7 +266,15 @@ def test_synced_again_after_a_spec_change_while_ready() -> None:
     assert st_.event_for(previous, current) == SYNCED_3
 
 
-def test_spec_change_in_a_bad_state_posts_nothing_new() -> None:
+def test_spec_edited_from_one_mistake_to_another_warns_again() -> None:
+    previous = build(INVALID, None, T0, generation=1)
+    current = build(INVALID_OTHER, previous, T1, generation=2)
+    assert st_.event_for(previous, current) == ("Warning", "InvalidSpec", INVALID_OTHER.message)
+    # ...but a resync with the same generation does not, even if the words changed.
+    assert st_.event_for(previous, build(INVALID_OTHER, previous, T1, generation=1)) is None
+
+
+def test_spec_change_in_a_bad_state_with_the_same_message_posts_nothing_new() -> None:
     previous = build(EXHAUSTED, None, T0, generation=1)
     current = build(EXHAUSTED, previous, T1, generation=2)
     assert st_.event_for(previous, current) is None
@@ -310,7 +318,8 @@ def test_event_sequences(steps: list[tuple[st_.Outcome, int]]) -> None:
         flipped = old is None or (old["status"], old["reason"]) != (ready(current)["status"], outcome.reason)
         respec = previous is None or previous["observedGeneration"] != generation
         if outcome.reason in st_.WARNING_REASONS:
-            assert event == (("Warning", outcome.reason, outcome.message) if flipped else None)
+            reworded = respec and old is not None and old["message"] != outcome.message
+            assert event == (("Warning", outcome.reason, outcome.message) if flipped or reworded else None)
         elif flipped or respec:
             assert event is not None
             assert event[:2] == ("Normal", "Synced")
