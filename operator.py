@@ -1,24 +1,30 @@
 """The Network operator: `kopf run -A operator.py`.
 
-Wiring only: settings, the API client and the engine at startup, cleanup at
-exit, and the import that registers the handlers.
+Wiring only: settings, the API client, the engine and the HTTP server at
+startup, cleanup at exit, and the import that registers the handlers.
+Settings come from environment variables: see handlers/config.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import kopf
 
 import handlers  # noqa: F401  (registers the handlers)
+from handlers import web
+from handlers.config import Config
 from handlers.engine import Engine
 from handlers.kube import Api, load_config
+from handlers.metrics import Metrics
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    config = Config.from_env()
     # Kopf's state lives in annotations on Networks only; status.kopf would be
     # pruned by the structural schema.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="samplecrd.k8s.io")
@@ -27,15 +33,45 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.INFO  # events: the seed's recorder
     # Node events are frequent and cheap; don't let them wait on batching.
     settings.queueing.idle_timeout = 0.5
+    if config.peering:
+        # One writer: every replica joins the peering; the highest priority works.
+        settings.peering.name = config.peering
+        settings.peering.clusterwide = True
+        settings.peering.mandatory = True
+        settings.peering.standalone = False
+        settings.peering.priority = config.peering_priority
+        logger.info("peering %r with priority %d", config.peering, config.peering_priority)
+    if config.webhook_port:
+        settings.admission.server = kopf.WebhookServer(
+            addr=config.webhook_address,
+            port=config.webhook_port,
+            host=config.webhook_host,
+            certfile=config.webhook_cert,
+            pkeyfile=config.webhook_key,
+            cafile=config.webhook_ca,
+        )
+        if config.webhook_managed:
+            settings.admission.managed = config.webhook_managed
+    else:
+        settings.admission.server = _no_webhook
 
     def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
     client = load_config()
     memo.api_client = client
-    memo.engine = Engine(Api(client), post_event, logging.getLogger("network-operator"))
+    memo.engine = engine = Engine(Api(client, Metrics()), post_event, logging.getLogger("network-operator"))
     # Before any handler runs: nothing is handed out from a partial view of the Nodes.
-    await memo.engine.sync_nodes()
+    await engine.sync_nodes()
+    if config.http_port:
+        memo.http = await web.serve(engine, config.http_address, config.http_port)
+
+
+async def _no_webhook(_: Any) -> AsyncIterator[kopf.WebhookClientConfig]:
+    """The webhook is off. Kopf insists on a server once validation handlers
+    exist; this one never listens, and the operator validates through status."""
+    await asyncio.Event().wait()
+    yield kopf.WebhookClientConfig()  # never reached: makes this an async generator
 
 
 class _QuietRoutine(logging.Filter):
@@ -58,8 +94,18 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
+@kopf.on.probe(id="nodes")
+def nodes_cached(memo: kopf.Memo, **_: Any) -> int:
+    """Reported by the liveness endpoint (`kopf run --liveness=...`)."""
+    engine: Engine | None = memo.get("engine")
+    return len(engine.nodes) if engine is not None else 0
+
+
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    http = memo.get("http")
+    if http is not None:
+        await http.cleanup()
     client = memo.get("api_client")
     if client is not None:
         client.close()

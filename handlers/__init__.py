@@ -1,5 +1,5 @@
 """Kopf handlers: thin glue between Kopf and the engine. Importing this package registers them."""
 
-from handlers import networks, nodes
+from handlers import admission, networks, nodes
 
-__all__ = ["networks", "nodes"]
+__all__ = ["admission", "networks", "nodes"]

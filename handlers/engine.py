@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
@@ -53,6 +54,7 @@ def _first(store: Iterable[Any]) -> Any:
 class Engine:
     def __init__(self, api: Api, post_event: EventSink, logger: logging.Logger) -> None:
         self.api = api
+        self.metrics = api.metrics
         self.post_event = post_event
         self.logger = logger
         self.nodes = NodeCache()
@@ -80,13 +82,20 @@ class Engine:
             while key in self._dirty:
                 full = self._dirty.pop(key)
                 async with self.lock:
-                    await self._reconcile(key, full)
+                    started = time.monotonic()
+                    try:
+                        await self._reconcile(key, full)
+                    except Exception:
+                        self.metrics.reconciles.labels("error").inc()
+                        raise
+                    self.metrics.reconciles.labels("ok").inc()
+                    self.metrics.reconcile_seconds.observe(time.monotonic() - started)
         finally:
             self._running.discard(key)
 
     async def request_all(self, first: Key | None = None) -> None:
         """Overlap makes Networks depend on each other: a change to one reconciles all."""
-        keys = sorted(self._network_keys())
+        keys = sorted(self.network_keys())
         if first is not None:
             keys = [first] + [k for k in keys if k != first]
         for key in keys:
@@ -106,6 +115,7 @@ class Engine:
         started = self.nodes.now()
         listed = [node_view(m) for m in await self.api.list_node_metadata()]
         ghosts = self.nodes.relist(listed, started)
+        self.metrics.nodes.set(len(self.nodes))
         if ghosts:
             self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
 
@@ -120,12 +130,15 @@ class Engine:
             for values in self._pending.values():
                 values.pop(name, None)
             if self.nodes.remove(name) is not None:
+                self.metrics.nodes.set(len(self.nodes))
                 await self.request_all()
             return
         if kind in (None, "ADDED"):
             self.logger.info("add a node: %s", name)
         view = node_view(body)
         old = self.nodes.put(view)
+        if old is None:
+            self.metrics.nodes.set(len(self.nodes))
         unchanged = old is not None and old.labels == view.labels and old.subnets == view.subnets
         if unchanged or (old is not None and old.labels == view.labels and self._own_writes(name, old, view)):
             return
@@ -138,16 +151,16 @@ class Engine:
 
     # --- the sync function -----------------------------------------------------
 
-    def _network_keys(self) -> list[Key]:
+    def network_keys(self) -> list[Key]:
         return list(self.networks) if self.networks is not None else []
 
-    def _network(self, key: Key) -> NetworkView | None:
+    def network(self, key: Key) -> NetworkView | None:
         return _first(self.networks[key]) if self.networks is not None and key in self.networks else None
 
-    def _claims(self, exclude: Key) -> list[Claim]:
+    def claims(self, exclude: Key) -> list[Claim]:
         claims = []
-        for key in self._network_keys():
-            other = self._network(key)
+        for key in self.network_keys():
+            other = self.network(key)
             if key == exclude or other is None or other.deleting:
                 continue
             try:
@@ -158,7 +171,7 @@ class Engine:
         return claims
 
     async def _reconcile(self, key: Key, full: bool) -> None:
-        view = self._network(key)
+        view = self.network(key)
         if view is None or view.deleting:
             return
         ann_key = annotation.key_for(*key)
@@ -198,7 +211,7 @@ class Engine:
             parsed = None
             outcome = st.invalid(str(e))
         if parsed is not None:
-            rival = older_overlap(Claim(view.created, view.ref, parsed.pool.network), self._claims(key))
+            rival = older_overlap(Claim(view.created, view.ref, parsed.pool.network), self.claims(key))
             if rival is not None:
                 outcome = st.overlaps(str(parsed.pool.network), rival.ref, str(rival.network))
                 parsed = None
@@ -219,6 +232,7 @@ class Engine:
         else:
             status = await self._allocate(view, parsed, nodes, carried, ann_key, previous)
 
+        self.metrics.observe(view.namespace, view.name, status)
         if not st.same(status, previous):
             await self.api.patch_network_status(view.namespace, view.name, status)
             self._written[key] = status
@@ -301,4 +315,5 @@ class Engine:
             writes: dict[str, str | None] = {n.name: None for n in nodes if ann_key in n.subnets}
             await self._write_annotations(ann_key, writes)
             self._written.pop(key, None)
+        self.metrics.forget(*key)
         return len(writes)

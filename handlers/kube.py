@@ -2,7 +2,7 @@
 
 The `kubernetes` client is synchronous, so every call runs in a worker thread
 (`asyncio.to_thread`) and never blocks Kopf's event loop. Writes are counted
-so a resync that changes nothing can be shown to write nothing.
+and failures counted by resource and status (see handlers/metrics.py).
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
+
+from handlers.metrics import Metrics
 
 GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
@@ -32,55 +34,43 @@ def load_config() -> kubernetes.client.ApiClient:
 
 
 class Api:
-    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+    def __init__(self, client: kubernetes.client.ApiClient, metrics: Metrics) -> None:
         self.client = client
         self.core = kubernetes.client.CoreV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
-        self.writes = 0
+        self.metrics = metrics
+
+    async def _call(self, resource: str, write: bool, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one client call in a thread; None if the object is gone (404)."""
+        if write:
+            self.metrics.api_writes.labels(resource).inc()
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            self.metrics.api_errors.labels(resource, str(e.status)).inc()
+            raise
 
     async def annotate_node(self, node: str, key: str, value: str | None) -> bool:
         """Set (or with None, remove) one annotation; False if the node is gone."""
         patch = {"metadata": {"annotations": {key: value}}}
-        self.writes += 1
-        try:
-            await asyncio.to_thread(self.core.patch_node, node, patch)
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
+        return await self._call("nodes", True, self.core.patch_node, node, patch) is not None
 
     async def patch_network_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        self.writes += 1
-        try:
-            await asyncio.to_thread(
-                self.custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"status": dict(status)},
-            )
-        except ApiException as e:
-            if e.status != 404:  # deleted meanwhile: nothing to report on
-                raise
+        fn = self.custom.patch_namespaced_custom_object_status
+        await self._call("networks/status", True, fn, GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)})
 
     async def get_network(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            body = await asyncio.to_thread(
-                self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        return cast(dict[str, Any], body)
+        fn = self.custom.get_namespaced_custom_object
+        return cast(
+            dict[str, Any] | None, await self._call("networks", False, fn, GROUP, VERSION, namespace, PLURAL, name)
+        )
 
     async def list_node_metadata(self) -> list[dict[str, Any]]:
         """Every Node's metadata only (names, labels, annotations), in pages:
         the API's truth, without the weight of Node status."""
-        return await asyncio.to_thread(self._list_node_metadata)
+        return cast(list[dict[str, Any]], await self._call("nodes", False, self._list_node_metadata))
 
     def _list_node_metadata(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

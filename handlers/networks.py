@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import kopf
 
+from handlers.config import Config
 from handlers.engine import Engine, Key
 from handlers.kube import GROUP, PLURAL, VERSION
 from netpool.views import NetworkView, network_view
 
 # Read at import: Kopf fixes a timer's interval when the handler is registered.
-RESYNC_SECONDS = float(os.environ.get("NETWORK_RESYNC_SECONDS", "30"))
+RESYNC_SECONDS = Config.from_env().resync_seconds
 
 
 def engine_of(memo: kopf.Memo, kwargs: dict[str, Any]) -> Engine:

@@ -42,16 +42,23 @@ def render(namespace: str, name: str, subnet: str, gateway: str) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
-def subnet_of(value: str | None) -> str | None:
-    """The subnet an annotation value carries, or None if the value is garbage."""
+def parse(value: str | None) -> dict[str, str] | None:
+    """An annotation value's fields, or None if the value is garbage."""
     if not value:
         return None
     try:
         doc = json.loads(value)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         return None
-    subnet = doc.get("subnet") if isinstance(doc, dict) else None
-    return subnet if isinstance(subnet, str) else None
+    if not isinstance(doc, dict) or not isinstance(doc.get("subnet"), str):
+        return None
+    return {k: v for k, v in doc.items() if isinstance(v, str)}
+
+
+def subnet_of(value: str | None) -> str | None:
+    """The subnet an annotation value carries, or None if the value is garbage."""
+    doc = parse(value)
+    return doc["subnet"] if doc is not None else None
 
 
 def ours(annotations: Mapping[str, str] | None) -> dict[str, str]:

@@ -15,8 +15,10 @@ import pytest
 
 from tests.integration.support import ROOT, Cluster, KubeCluster, Network, build, wait_for
 
-# Short resync for tests; read by the handlers module when the operator first loads.
+# Short resync for tests; read by the handlers module when the operator loads.
 os.environ.setdefault("NETWORK_RESYNC_SECONDS", "3")
+# No HTTP server unless a test asks for one (on a port of its own).
+os.environ.setdefault("NETWORK_HTTP_PORT", "0")
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +62,8 @@ def _remove_networks_and_nodes(api: pykube.HTTPClient) -> None:
     for node in pykube.Node.objects(api):
         if node.obj["metadata"].get("finalizers"):
             node.patch({"metadata": {"finalizers": None}})
-    api.raise_for_status(api.delete(url="nodes", version="v1"))  # deletecollection: one call for thousands
+    # deletecollection: one call for thousands of Nodes, which takes a while
+    api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
     wait_for(
         "Networks and Nodes to be gone",
         lambda: not list(Network.objects(api, namespace=pykube.all)) and not list(pykube.Node.objects(api)),

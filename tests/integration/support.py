@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import kopf
 import pykube
 from kopf.testing import KopfRunner
 
@@ -65,11 +68,28 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, inte
 
 
 @contextlib.contextmanager
-def running_operator(*extra: str) -> Iterator[KopfRunner]:
-    """The operator under KopfRunner, cluster-wide and without peering."""
-    args = ["run", "-A", "--standalone", *extra, OPERATOR]
-    with KopfRunner(args, timeout=60) as runner:
-        yield runner
+def running_operator(*extra: str, env: dict[str, str] | None = None) -> Iterator[KopfRunner]:
+    """The operator under KopfRunner, cluster-wide and without peering.
+
+    Each run gets a fresh Kopf registry and re-imports the handlers: Kopf
+    registers decorated functions once per import, and a second run in the
+    same process would otherwise run operator.py's startup handlers twice.
+    `env` sets environment variables (handlers/config.py) for this run only.
+    """
+    for module in [m for m in sys.modules if m == "handlers" or m.startswith("handlers.")]:
+        del sys.modules[module]
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        args = ["run", "-A", "--standalone", *extra, OPERATOR]
+        with KopfRunner(args, timeout=60, registry=kopf.OperatorRegistry()) as runner:
+            yield runner
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
 

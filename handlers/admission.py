@@ -1,0 +1,33 @@
+"""The validating admission webhook: reject invalid and overlapping Networks at
+`kubectl apply` time, with the same messages the status would carry. With the
+webhook off, the operator still validates on its own (status and events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from handlers.kube import GROUP, PLURAL, VERSION
+from handlers.networks import engine_of
+from netpool import status as st
+from netpool.overlap import Claim, older_overlap
+from netpool.spec import SpecError, parse_spec
+
+# Later than any real creationTimestamp: a Network being created is the youngest.
+_NOW_AND_LATER = "9999-12-31T23:59:59Z"
+
+
+@kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-network", operations=["CREATE", "UPDATE"])
+async def validate(
+    spec: kopf.Spec, meta: kopf.Meta, namespace: str | None, name: str | None, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    try:
+        pool = parse_spec(spec).pool
+    except SpecError as e:
+        raise kopf.AdmissionError(st.invalid(str(e)).message, code=422) from None
+    engine = engine_of(memo, kwargs)
+    me = Claim(meta.get("creationTimestamp") or _NOW_AND_LATER, f"{namespace}/{name}", pool.network)
+    rival = older_overlap(me, engine.claims(exclude=(namespace or "", name or "")))
+    if rival is not None:
+        raise kopf.AdmissionError(st.overlaps(str(pool.network), rival.ref, str(rival.network)).message, code=422)

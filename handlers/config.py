@@ -1,0 +1,68 @@
+"""The operator's settings, from environment variables (the Helm chart sets them).
+
+| variable | default | meaning |
+|---|---|---|
+| NETWORK_RESYNC_SECONDS | 30 | how often every Network is resynced against the API |
+| NETWORK_HTTP_ADDRESS | 127.0.0.1 | where /metrics, /nodes and /networks listen |
+| NETWORK_HTTP_PORT | 9090 | their port; 0 turns them off |
+| NETWORK_WEBHOOK_PORT | (unset: off) | serve the validating admission webhook on this port |
+| NETWORK_WEBHOOK_ADDRESS | 127.0.0.1 | where the webhook listens |
+| NETWORK_WEBHOOK_CERT, _KEY | (unset) | its TLS certificate and key (PEM files) |
+| NETWORK_WEBHOOK_CA | (unset) | the CA that signed them, for a self-managed configuration |
+| NETWORK_WEBHOOK_MANAGED | (unset) | a ValidatingWebhookConfiguration for the operator to keep itself (development) |
+| NETWORK_WEBHOOK_HOST | 127.0.0.1 | the host name that configuration points at |
+| NETWORK_PEERING | (unset: as `kopf run` says) | the ClusterKopfPeering to join: with several replicas one is active |
+| POD_NAME | host name | this replica's name; its peering priority is derived from it |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import socket
+from collections.abc import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    resync_seconds: float = 30
+    http_address: str = "127.0.0.1"
+    http_port: int = 9090
+    webhook_port: int | None = None
+    webhook_address: str = "127.0.0.1"
+    webhook_cert: str | None = None
+    webhook_key: str | None = None
+    webhook_ca: str | None = None
+    webhook_managed: str | None = None
+    webhook_host: str = "127.0.0.1"
+    peering: str | None = None
+    pod_name: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+
+        def opt(name: str) -> str | None:
+            return env.get(name) or None
+
+        webhook_port = opt("NETWORK_WEBHOOK_PORT")
+        return cls(
+            resync_seconds=float(env.get("NETWORK_RESYNC_SECONDS", "30")),
+            http_address=env.get("NETWORK_HTTP_ADDRESS", "127.0.0.1"),
+            http_port=int(env.get("NETWORK_HTTP_PORT", "9090")),
+            webhook_port=int(webhook_port) if webhook_port else None,
+            webhook_address=env.get("NETWORK_WEBHOOK_ADDRESS", "127.0.0.1"),
+            webhook_cert=opt("NETWORK_WEBHOOK_CERT"),
+            webhook_key=opt("NETWORK_WEBHOOK_KEY"),
+            webhook_ca=opt("NETWORK_WEBHOOK_CA"),
+            webhook_managed=opt("NETWORK_WEBHOOK_MANAGED"),
+            webhook_host=env.get("NETWORK_WEBHOOK_HOST", "127.0.0.1"),
+            peering=opt("NETWORK_PEERING"),
+            pod_name=env.get("POD_NAME") or socket.gethostname(),
+        )
+
+    @property
+    def peering_priority(self) -> int:
+        """Distinct per replica (Kopf freezes peers of equal priority), stable per pod."""
+        return int(hashlib.sha256(self.pod_name.encode()).hexdigest()[:8], 16) % 1_000_000
