@@ -6,8 +6,9 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 CLUSTER_DIR ?= $(CURDIR)/.cluster/default
 PYTEST_ARGS ?=
+BENCH_NODES ?= 1000 5000
 
-.PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt
+.PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench
 
 help:
 	@echo "make run           the operator with a local control plane (or \$$KUBECONFIG) and demo Nodes"
@@ -15,6 +16,7 @@ help:
 	@echo "make cluster-up    start etcd + kube-apiserver + kube-controller-manager in CLUSTER_DIR"
 	@echo "make cluster-down  stop it and remove CLUSTER_DIR"
 	@echo "make controlplane  build the control plane binaries (once; cached)"
+	@echo "make bench         this operator against kube-controller-manager node IPAM (BENCH_NODES=\"1000 5000\")"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -54,3 +56,6 @@ integration: venv controlplane
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test: lint unit integration
+
+bench: venv controlplane
+	$(BIN)/python bench/nodeipam.py $(BENCH_NODES)

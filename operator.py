@@ -33,6 +33,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.posting.level = logging.INFO  # events: the seed's recorder
     # Node events are frequent and cheap; don't let them wait on batching.
     settings.queueing.idle_timeout = 0.5
+    # The CRD is installed before the operator starts (the chart's crds/), so
+    # there is no need to watch CRDs, nor the permission to.
+    settings.scanning.disabled = True
     if config.peering:
         # One writer: every replica joins the peering; the highest priority works.
         settings.peering.name = config.peering
@@ -58,9 +61,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
-    client = load_config()
-    memo.api_client = client
-    memo.engine = engine = Engine(Api(client, Metrics()), post_event, logging.getLogger("network-operator"))
+    memo.api = api = Api(load_config(), Metrics())
+    memo.engine = engine = Engine(api, post_event, logging.getLogger("network-operator"))
     # Before any handler runs: nothing is handed out from a partial view of the Nodes.
     await engine.sync_nodes()
     if config.http_port:
@@ -106,6 +108,6 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     http = memo.get("http")
     if http is not None:
         await http.cleanup()
-    client = memo.get("api_client")
-    if client is not None:
-        client.close()
+    api = memo.get("api")
+    if api is not None:
+        api.close()

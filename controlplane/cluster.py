@@ -30,7 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SERVICE_RANGE = "10.96.0.0/16"
-# Every write, with who made it: tests count the operator's writes from it.
+# Every write, with who made it, and every request a ServiceAccount makes
+# (with its response code): tests count writes and look for 403s in it.
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -38,6 +39,8 @@ omitStages: ["RequestReceived"]
 rules:
   - level: Metadata
     verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
   - level: None
 """
 

@@ -28,7 +28,6 @@ from netpool.spec import NetworkSpec, SpecError, parse_spec
 from netpool.views import NetworkView, NodeView, network_view, node_view
 
 Key = tuple[str, str]  # (namespace, name) of a Network
-_WRITE_CONCURRENCY = 16
 _LOGGED_NODES = 50
 
 
@@ -64,7 +63,6 @@ class Engine:
         self._running: set[Key] = set()
         self._pending: dict[str, dict[str, str | None]] = {}  # annotation key -> node -> value written, unseen
         self._written: dict[Key, dict[str, Any]] = {}  # status written, until the index shows it
-        self._writes = asyncio.Semaphore(_WRITE_CONCURRENCY)
 
     def bind(self, networks: Index) -> None:
         """Kopf hands its indexes to handlers only; handlers pass them on."""
@@ -288,9 +286,8 @@ class Engine:
 
     async def _write_annotations(self, ann_key: str, writes: Mapping[str, str | None]) -> None:
         async def one(node: str, value: str | None) -> None:
-            async with self._writes:
-                if await self.api.annotate_node(node, ann_key, value):
-                    self._pending.setdefault(ann_key, {})[node] = value
+            if await self.api.annotate_node(node, ann_key, value):
+                self._pending.setdefault(ann_key, {})[node] = value
 
         await asyncio.gather(*(one(n, v) for n, v in writes.items()))
 

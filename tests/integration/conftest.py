@@ -4,6 +4,7 @@ the CRDs installed, a namespace per test and a clean set of Nodes and Networks.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import pykube
 import pytest
 
-from tests.integration.support import ROOT, Cluster, KubeCluster, Network, build, wait_for
+from tests.integration.support import CHART, ROOT, Cluster, KubeCluster, Network, build, wait_for
 
 # Short resync for tests; read by the handlers module when the operator loads.
 os.environ.setdefault("NETWORK_RESYNC_SECONDS", "3")
@@ -94,3 +95,14 @@ def make_node(api: pykube.HTTPClient) -> NodeFactory:
         return node
 
     return make
+
+
+@pytest.fixture(scope="session")
+def peering(cluster: KubeCluster) -> str:
+    """The chart's ClusterKopfPeering CRD and a peering object, as the chart makes them."""
+    cluster.kubectl("apply", "--server-side", "-f", str(CHART / "crds" / "clusterkopfpeering.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev")
+    wait_for("peerings served", lambda: cluster.kubectl("get", "clusterkopfpeerings", check=False).returncode == 0)
+    doc = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "network-operator-test"}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(doc))
+    return "network-operator-test"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import ipaddress
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 
 import kopf
 import pykube
+import yaml
 from kopf.testing import KopfRunner
 
 from controlplane.cluster import Cluster, build
@@ -22,6 +25,7 @@ from netpool import annotation
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR = str(ROOT / "operator.py")
+CHART = ROOT / "deploy" / "helm" / "network-operator"
 T = TypeVar("T")
 
 __all__ = ["ROOT", "Cluster", "KubeCluster", "Network", "build", "wait_for"]
@@ -41,6 +45,62 @@ class KubeCluster:
             text=True,
             input=input,
         )
+
+
+def service_account_kubeconfig(
+    cluster: KubeCluster, namespace: str, account: str, rules: list[dict[str, Any]], where: Path
+) -> Path:
+    """A ServiceAccount bound to a ClusterRole with `rules`, and a kubeconfig
+    that authenticates as it with a TokenRequest token."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": f"{namespace}-{account}"},
+        "rules": rules,
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{namespace}-{account}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"{namespace}-{account}"},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+    cluster.kubectl("create", "serviceaccount", account, "-n", namespace)
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]})
+    )
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    admin = json.loads(json.dumps(yaml.safe_load(cluster.kubeconfig.read_text())))
+    admin["users"] = [{"name": account, "user": {"token": token}}]
+    admin["contexts"] = [{"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account}}]
+    admin["current-context"] = account
+    path = where / f"{account}.kubeconfig"
+    path.write_text(json.dumps(admin))
+    return path
+
+
+def chart_rules(cluster: KubeCluster) -> list[dict[str, Any]]:
+    rendered = subprocess.run(
+        [str(cluster.bin / "helm"), "template", "rbac", str(CHART), "--show-only", "templates/clusterrole.yaml"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rules: list[dict[str, Any]] = yaml.safe_load(rendered)["rules"]
+    return rules
+
+
+def audit_entries(cluster: KubeCluster, user: str, since: float) -> list[dict[str, Any]]:
+    """The audit log's entries for `user` since a time.time() stamp."""
+    assert cluster.local is not None
+    found = []
+    with cluster.local.audit_log.open() as f:
+        for line in f:
+            entry = json.loads(line)
+            when = datetime.datetime.fromisoformat(entry["requestReceivedTimestamp"].replace("Z", "+00:00"))
+            if entry["user"]["username"] == user and when.timestamp() >= since:
+                found.append(entry)
+    return found
 
 
 class Network(pykube.objects.NamespacedAPIObject):  # type: ignore[misc]

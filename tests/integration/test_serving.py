@@ -1,0 +1,193 @@
+"""What the operator serves: the admission webhook (called by the real API server),
+metrics and the read-only cache view."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pykube
+from prometheus_client.parser import text_string_to_metric_families
+
+from controlplane.cluster import free_port
+from tests.integration.conftest import NodeFactory
+from tests.integration.support import (
+    KubeCluster,
+    get_network,
+    make_network,
+    network_ready_with,
+    node_subnets,
+    ready,
+    running_operator,
+    status_subnets,
+    wait_for,
+)
+
+WEBHOOK_CONFIG = "network-operator-test.samplecrd.k8s.io"
+
+
+def _certificates(where: Path) -> dict[str, str]:
+    """A CA and a serving certificate for 127.0.0.1, made with openssl."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=where)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=webhook-ca",
+    )
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1")
+    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "tls.crt",
+    )
+    return {
+        "NETWORK_WEBHOOK_CERT": str(where / "tls.crt"),
+        "NETWORK_WEBHOOK_KEY": str(where / "tls.key"),
+        "NETWORK_WEBHOOK_CA": str(where / "ca.crt"),
+    }
+
+
+def _apply(
+    cluster: KubeCluster, namespace: str, name: str, spec: dict[str, object]
+) -> subprocess.CompletedProcess[str]:
+    doc = {"apiVersion": "samplecrd.k8s.io/v1", "kind": "Network", "metadata": {"name": name}, "spec": spec}
+    return cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc), check=False)
+
+
+def test_webhook_rejects_invalid_and_overlapping_networks_at_apply_time(
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, tmp_path: Path
+) -> None:
+    env = {
+        "NETWORK_WEBHOOK_PORT": str(free_port()),
+        "NETWORK_WEBHOOK_ADDRESS": "127.0.0.1",
+        "NETWORK_WEBHOOK_HOST": "127.0.0.1",
+        "NETWORK_WEBHOOK_MANAGED": WEBHOOK_CONFIG,
+        **_certificates(tmp_path),
+    }
+    try:
+        with running_operator(env=env):
+            wait_for(
+                "the webhook configuration",
+                lambda: (
+                    cluster.kubectl("get", "validatingwebhookconfiguration", WEBHOOK_CONFIG, check=False).returncode
+                    == 0
+                ),
+            )
+
+            # Kopf registers the configuration once its server listens; retry the first call briefly.
+            def rejected() -> subprocess.CompletedProcess[str] | None:
+                r = _apply(cluster, namespace, "bad", {"cidr": "10.0.0.5/16"})
+                return r if r.returncode != 0 and "denied the request" in r.stderr else None
+
+            bad = wait_for("a rejection", rejected)
+            assert (
+                'admission webhook "validate-network.network-operator-test.samplecrd.k8s.io" denied the request: '
+                "invalid spec: cidr 10.0.0.5/16: host bits set, did you mean 10.0.0.0/16" in bad.stderr
+            )
+            assert (
+                _apply(cluster, namespace, "gw", {"cidr": "10.1.0.0/16", "gateway": "10.2.0.1"})
+                .stderr.strip()
+                .endswith("invalid spec: gateway 10.2.0.1 is outside cidr 10.1.0.0/16")
+            )
+
+            good = _apply(cluster, namespace, "good", {"cidr": "10.0.0.0/16"})
+            assert good.returncode == 0, good.stderr
+            overlap = _apply(cluster, namespace, "overlap", {"cidr": "10.0.128.0/17"})
+            assert overlap.returncode != 0
+            assert (
+                f"cidr 10.0.128.0/17 overlaps cidr 10.0.0.0/16 of the older Network {namespace}/good" in overlap.stderr
+            )
+            # An update is checked too, and an update to a valid spec is admitted.
+            broken = _apply(cluster, namespace, "good", {"cidr": "10.0.0.0/16", "gateway": "10.0.0.0"})
+            assert "gateway 10.0.0.0 is the network address of 10.0.0.0/16" in broken.stderr
+            fine = _apply(cluster, namespace, "good", {"cidr": "10.0.0.0/16", "gateway": "10.0.0.9"})
+            assert fine.returncode == 0, fine.stderr
+            names = {
+                n.name
+                for n in pykube.object_factory(api, "samplecrd.k8s.io/v1", "Network").objects(api, namespace=namespace)
+            }
+            assert names == {"good"}
+    finally:
+        cluster.kubectl("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found")
+
+
+def _get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def test_metrics_nodes_and_networks_report_what_the_api_shows(
+    api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
+) -> None:
+    make_node("a", {"zone": "z1"})
+    make_node("b", {"zone": "z2"})
+    make_network(api, namespace, "pool", {"cidr": "10.140.0.0/16"})
+    make_network(api, namespace, "tiny", {"cidr": "10.141.0.0/23"})  # room for one: the other waits
+    port = free_port()
+    with running_operator(env={"NETWORK_HTTP_PORT": str(port)}):
+        pool = wait_for("pool", network_ready_with(api, namespace, "pool", "True", "Allocated"))
+        tiny = wait_for("tiny", network_ready_with(api, namespace, "tiny", "False", "PoolExhausted"))
+        metrics = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(_get(port, "/metrics"))
+            for s in family.samples
+        }
+        nodes = json.loads(_get(port, "/nodes"))
+        networks = json.loads(_get(port, "/networks"))
+
+    def metric(name: str, net: str) -> float:
+        return metrics[(name, (("namespace", namespace), ("network", net)))]
+
+    assert metric("network_operator_pool_allocated", "pool") == pool["status"]["allocated"] == 2
+    assert metric("network_operator_pool_capacity", "pool") == float(pool["status"]["capacity"]) == 255
+    assert metric("network_operator_pool_free", "pool") == 253
+    assert metric("network_operator_pool_ready", "pool") == 1
+    assert metric("network_operator_pool_exhausted", "tiny") == 1
+    assert metric("network_operator_pool_waiting", "tiny") == tiny["status"]["waiting"] == 1
+    assert metrics[("network_operator_nodes_cached", ())] == 2
+    assert metrics[("network_operator_reconciles_total", (("result", "ok"),))] >= 2
+    assert metrics[("network_operator_api_writes_total", (("resource", "nodes"),))] >= 3
+
+    on_nodes = {ref: node_subnets(api, namespace, ref) for ref in ("pool", "tiny")}
+    assert nodes == [
+        {
+            "name": n,
+            "labels": {"zone": z},
+            "subnets": {f"{namespace}/{ref}": on_nodes[ref][n] for ref in ("pool", "tiny") if n in on_nodes[ref]},
+        }
+        for n, z in (("a", "z1"), ("b", "z2"))
+    ]
+    assert {(n["name"], n["cidr"], n["ready"], n["reason"], n["allocated"], n["waiting"]) for n in networks} == {
+        ("pool", "10.140.0.0/16", "True", "Allocated", 2, 0),
+        ("tiny", "10.141.0.0/23", "False", "PoolExhausted", 1, 1),
+    }
+    assert status_subnets(get_network(api, namespace, "pool")) == on_nodes["pool"]
+    assert ready(tiny)["reason"] == "PoolExhausted"
