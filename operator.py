@@ -62,7 +62,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
     memo.api = api = Api(load_config(), Metrics())
-    memo.engine = engine = Engine(api, post_event, logging.getLogger("network-operator"))
+    log = logging.getLogger("network-operator")
+    memo.engine = engine = Engine(api, post_event, log, relist_every=config.resync_seconds / 2)
     # Before any handler runs: nothing is handed out from a partial view of the Nodes.
     await engine.sync_nodes()
     if config.http_port:

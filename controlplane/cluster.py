@@ -67,6 +67,47 @@ def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
+def certificates(where: Path, name: str, sans: str, days: int = 30) -> tuple[Path, Path, Path]:
+    """A CA (ca.crt) and a serving certificate and key (<name>.crt, <name>.key)
+    for `sans` (e.g. "IP:127.0.0.1,DNS:localhost") signed by it, in `where`."""
+    ca, cert, key, csr = where / "ca.crt", where / f"{name}.crt", where / f"{name}.key", where / f"{name}.csr"
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        str(days),
+        "-keyout",
+        str(where / "ca.key"),
+        "-out",
+        str(ca),
+        "-subj",
+        "/CN=test-ca",
+    )
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
+    (where / f"{name}.ext").write_text(f"subjectAltName={sans}\n")
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(where / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        str(days),
+        "-extfile",
+        str(where / f"{name}.ext"),
+        "-out",
+        str(cert),
+    )
+    return ca, cert, key
+
+
 class Cluster:
     def __init__(self, root: Path, bin_dir: Path | None = None, detach: bool = False) -> None:
         self.root = root.resolve()
@@ -122,51 +163,7 @@ class Cluster:
     def _pki(self) -> None:
         pki = self.root / "pki"
         pki.mkdir()
-        _openssl(
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "30",
-            "-keyout",
-            str(pki / "ca.key"),
-            "-out",
-            str(pki / "ca.crt"),
-            "-subj",
-            "/CN=test-ca",
-        )
-        _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(pki / "apiserver.key"),
-            "-out",
-            str(pki / "apiserver.csr"),
-            "-subj",
-            "/CN=kube-apiserver",
-        )
-        (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1\n")
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(pki / "apiserver.csr"),
-            "-CA",
-            str(pki / "ca.crt"),
-            "-CAkey",
-            str(pki / "ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-extfile",
-            str(pki / "san.ext"),
-            "-out",
-            str(pki / "apiserver.crt"),
-        )
+        certificates(pki, "apiserver", "IP:127.0.0.1,DNS:localhost,IP:10.96.0.1")
         _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
         self.token = secrets.token_hex(16)
         (pki / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
@@ -51,12 +52,14 @@ def _first(store: Iterable[Any]) -> Any:
 
 
 class Engine:
-    def __init__(self, api: Api, post_event: EventSink, logger: logging.Logger) -> None:
+    def __init__(self, api: Api, post_event: EventSink, logger: logging.Logger, relist_every: float = 15) -> None:
         self.api = api
         self.metrics = api.metrics
         self.post_event = post_event
         self.logger = logger
         self.nodes = NodeCache()
+        self.relist_every = relist_every  # seconds between LISTs of all Nodes on resync
+        self._listed_at = -math.inf
         self.networks: Index | None = None
         self.lock = asyncio.Lock()
         self._dirty: dict[Key, bool] = {}  # queued keys -> whether a full resync was asked
@@ -110,6 +113,7 @@ class Engine:
         self.logger.info("nodelist (%d): %s%s", len(names), ", ".join(names[:_LOGGED_NODES]), more)
 
     async def _relist(self) -> None:
+        self._listed_at = time.monotonic()
         started = self.nodes.now()
         listed = [node_view(m) for m in await self.api.list_node_metadata()]
         ghosts = self.nodes.relist(listed, started)
@@ -180,9 +184,11 @@ class Engine:
             if body is None:
                 return
             view = network_view(body)
-            await self._relist()
-            self._pending.clear()  # the LIST came after every write we made
             self._written.pop(key, None)
+            # One LIST serves every Network's resync in the same period.
+            if time.monotonic() - self._listed_at >= self.relist_every:
+                await self._relist()
+                self._pending.clear()  # the LIST came after every write we made
         nodes = list(self.nodes)
 
         # What each node carries now, with our unseen writes laid over.

@@ -33,11 +33,15 @@ def test_seed_example_gives_every_node_a_distinct_24(
     for i in range(5):
         make_node(f"worker-{i}")
     cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "deploy" / "examples" / "example-network.yaml"))
-    with running_operator():
+    with running_operator() as runner:
         net = wait_for(
             "the example to be Ready", network_ready_with(api, namespace, "example-network", "True", "Allocated")
         )
         on_nodes = wait_subnets(api, namespace, "example-network", "5 annotated nodes", lambda s: len(s) == 5)
+
+    # The seed's informer output: the node list once synced, then each node added.
+    assert "nodelist (5): worker-0, worker-1, worker-2, worker-3, worker-4" in runner.output
+    assert all(f"add a node: worker-{i}" in runner.output for i in range(5))
 
     assert status_subnets(net) == on_nodes
     subnets = [ipaddress.ip_network(s) for s in on_nodes.values()]

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -146,3 +147,29 @@ def test_make_cluster_up_and_down_leave_nothing_behind(tmp_path: Path) -> None:
     assert not cluster_dir.exists()
     leftovers = subprocess.run(["pgrep", "-f", str(cluster_dir)], capture_output=True, text=True)
     assert leftovers.stdout == ""
+
+
+def test_control_plane_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """A test run killed outright (SIGKILL: no cleanup runs) leaves no control plane behind."""
+    script = (
+        "import json, sys, time\n"
+        f"sys.path.append({str(ROOT)!r})\n"
+        "from pathlib import Path\n"
+        "from controlplane.cluster import Cluster\n"
+        f"c = Cluster(Path({str(tmp_path / 'cp')!r}))\n"
+        "c.start()\n"
+        "print(json.dumps([p.pid for p in c.procs.values()]), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    starter = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    assert starter.stdout is not None
+    pids = json.loads(starter.stdout.readline())
+    assert len(pids) == 3
+    assert all(_alive(pid) for pid in pids)
+    starter.kill()
+    starter.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids)

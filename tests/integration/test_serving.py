@@ -11,7 +11,7 @@ from pathlib import Path
 import pykube
 from prometheus_client.parser import text_string_to_metric_families
 
-from controlplane.cluster import free_port
+from controlplane.cluster import certificates, free_port
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     KubeCluster,
@@ -29,50 +29,8 @@ WEBHOOK_CONFIG = "network-operator-test.samplecrd.k8s.io"
 
 
 def _certificates(where: Path) -> dict[str, str]:
-    """A CA and a serving certificate for 127.0.0.1, made with openssl."""
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=where)
-
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-subj",
-        "/CN=webhook-ca",
-    )
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1")
-    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        "tls.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "tls.crt",
-    )
-    return {
-        "NETWORK_WEBHOOK_CERT": str(where / "tls.crt"),
-        "NETWORK_WEBHOOK_KEY": str(where / "tls.key"),
-        "NETWORK_WEBHOOK_CA": str(where / "ca.crt"),
-    }
+    ca, cert, key = certificates(where, "webhook", "IP:127.0.0.1", days=1)
+    return {"NETWORK_WEBHOOK_CERT": str(cert), "NETWORK_WEBHOOK_KEY": str(key), "NETWORK_WEBHOOK_CA": str(ca)}
 
 
 def _apply(
