@@ -20,14 +20,24 @@ _NOW_AND_LATER = "9999-12-31T23:59:59Z"
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-network", operations=["CREATE", "UPDATE"])
 async def validate(
-    spec: kopf.Spec, meta: kopf.Meta, namespace: str | None, name: str | None, memo: kopf.Memo, **kwargs: Any
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    namespace: str | None,
+    name: str,
+    memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
+    old: kopf.Body | None = kwargs.get("old")
+    if old is not None and old.get("spec") == spec:
+        # Metadata only (finalizers, annotations): never block it, or a Network
+        # that was invalid before the webhook existed could not even be deleted.
+        return
     try:
         pool = parse_spec(spec).pool
     except SpecError as e:
         raise kopf.AdmissionError(st.invalid(str(e)).message, code=422) from None
     engine = engine_of(memo, kwargs)
     me = Claim(meta.get("creationTimestamp") or _NOW_AND_LATER, f"{namespace}/{name}", pool.network)
-    rival = older_overlap(me, engine.claims(exclude=(namespace or "", name or "")))
+    rival = older_overlap(me, engine.claims(exclude=(namespace or "", name)))
     if rival is not None:
         raise kopf.AdmissionError(st.overlaps(str(pool.network), rival.ref, str(rival.network)).message, code=422)

@@ -242,6 +242,9 @@ class Engine:
             self._written[key] = status
             event = st.event_for(previous, status)
             if event is not None:
+                # Transitions only, so the log carries what the events carry, once.
+                level = logging.WARNING if event[0] == "Warning" else logging.INFO
+                self.logger.log(level, "%s: %s: %s", view.ref, event[1], event[2])
                 self.post_event(view.object_ref(), *event)
 
     async def _allocate(
@@ -277,8 +280,6 @@ class Engine:
         writes: dict[str, str | None] = {n: v for n, v in desired.items() if carried[n].get(ann_key) != v}
         writes.update({n: None for n, v in carried.items() if ann_key in v and n not in desired})
         await self._write_annotations(ann_key, writes)
-        if plan.waiting:
-            self.logger.warning("%s: %d nodes wait for a subnet", view.ref, len(plan.waiting))
 
         return st.build(
             generation=view.generation,

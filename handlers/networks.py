@@ -28,24 +28,20 @@ async def networks_index(body: kopf.Body, namespace: str | None, name: str, **_:
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="resume")
+async def resume(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    # At startup every Network resumes: each reconciles itself.
+    await engine_of(memo, kwargs).request((namespace or "", name))
+
+
 @kopf.on.create(GROUP, VERSION, PLURAL, id="create")
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="update")
-async def reconcile(
-    namespace: str | None,
-    name: str,
-    memo: kopf.Memo,
-    **kwargs: Any,
-) -> None:
+async def reconcile(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    # A new or changed cidr can start or end an overlap with any other Network.
     await engine_of(memo, kwargs).request_all(first=(namespace or "", name))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, id="resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def resync(
-    namespace: str | None,
-    name: str,
-    memo: kopf.Memo,
-    **kwargs: Any,
-) -> None:
+async def resync(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     await engine_of(memo, kwargs).request((namespace or "", name), verify=True)
 
 

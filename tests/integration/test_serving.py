@@ -15,6 +15,7 @@ from controlplane.cluster import certificates, free_port
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     KubeCluster,
+    Network,
     get_network,
     make_network,
     network_ready_with,
@@ -50,6 +51,8 @@ def test_webhook_rejects_invalid_and_overlapping_networks_at_apply_time(
         "NETWORK_WEBHOOK_MANAGED": WEBHOOK_CONFIG,
         **_certificates(tmp_path),
     }
+    # Invalid, but older than the webhook: it must stay deletable (its finalizer removable).
+    make_network(api, namespace, "legacy", {"cidr": "10.9.9.9/8"})
     try:
         with running_operator(env=env):
             wait_for(
@@ -88,11 +91,10 @@ def test_webhook_rejects_invalid_and_overlapping_networks_at_apply_time(
             assert "gateway 10.0.0.0 is the network address of 10.0.0.0/16" in broken.stderr
             fine = _apply(cluster, namespace, "good", {"cidr": "10.0.0.0/16", "gateway": "10.0.0.9"})
             assert fine.returncode == 0, fine.stderr
-            names = {
-                n.name
-                for n in pykube.object_factory(api, "samplecrd.k8s.io/v1", "Network").objects(api, namespace=namespace)
-            }
-            assert names == {"good"}
+            assert {n.name for n in Network.objects(api, namespace=namespace)} == {"good", "legacy"}
+            wait_for("legacy's finalizer", lambda: get_network(api, namespace, "legacy")["metadata"].get("finalizers"))
+            Network.objects(api, namespace=namespace).get(name="legacy").delete()
+            wait_for("legacy gone", lambda: {n.name for n in Network.objects(api, namespace=namespace)} == {"good"})
     finally:
         cluster.kubectl("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found")
 
