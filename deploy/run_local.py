@@ -57,9 +57,10 @@ def main() -> int:
         operator = subprocess.Popen([str(kopf), "run", "-A", "--standalone", str(ROOT / "operator.py")], cwd=ROOT)
         try:
             return operator.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C: the way to stop it
             operator.send_signal(signal.SIGINT)
-            return operator.wait()
+            operator.wait()
+            return 0
     finally:
         if local is not None:
             local.stop()
