@@ -7,19 +7,23 @@ Settings come from environment variables: see handlers/config.py.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-import handlers  # noqa: F401  (registers the handlers)
+import handlers  # registers the Node and Network handlers
 from handlers import web
 from handlers.config import Config
 from handlers.engine import Engine
 from handlers.kube import Api, load_config
 from handlers.metrics import Metrics
+
+if Config.from_env().webhook_port:
+    # Kopf refuses to start with validation handlers and no webhook server:
+    # register them only when there is one.
+    import handlers.admission  # noqa: F401
 
 
 @kopf.on.startup()
@@ -55,8 +59,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         )
         if config.webhook_managed:
             settings.admission.managed = config.webhook_managed
-    else:
-        settings.admission.server = _no_webhook
 
     def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
@@ -68,13 +70,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     await engine.sync_nodes()
     if config.http_port:
         memo.http = await web.serve(engine, config.http_address, config.http_port)
-
-
-async def _no_webhook(_: Any) -> AsyncIterator[kopf.WebhookClientConfig]:
-    """The webhook is off. Kopf insists on a server once validation handlers
-    exist; this one never listens, and the operator validates through status."""
-    await asyncio.Event().wait()
-    yield kopf.WebhookClientConfig()  # never reached: makes this an async generator
 
 
 class _QuietRoutine(logging.Filter):

@@ -1,5 +1,7 @@
-"""Kopf handlers: thin glue between Kopf and the engine. Importing this package registers them."""
+"""Kopf handlers: thin glue between Kopf and the engine. Importing this package
+registers the Node and Network handlers; `handlers.admission` registers the
+webhook and is imported only when the webhook is on (operator.py)."""
 
-from handlers import admission, networks, nodes
+from handlers import networks, nodes
 
-__all__ = ["admission", "networks", "nodes"]
+__all__ = ["networks", "nodes"]
