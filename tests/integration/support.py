@@ -158,6 +158,10 @@ def get_network(api: pykube.HTTPClient, namespace: str, name: str) -> dict[str, 
     return dict(Network.objects(api, namespace=namespace).get(name=name).obj)
 
 
+def network_exists(api: pykube.HTTPClient, namespace: str, name: str) -> bool:
+    return Network.objects(api, namespace=namespace).get_or_none(name=name) is not None
+
+
 def ready(network: dict[str, Any]) -> dict[str, Any]:
     """The Ready condition, or {} if there is none yet."""
     for cond in (network.get("status") or {}).get("conditions") or []:

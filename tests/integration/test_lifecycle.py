@@ -14,6 +14,7 @@ from tests.integration.support import (
     Network,
     audit_entries,
     make_network,
+    network_exists,
     network_ready_with,
     node_subnets,
     running_operator,
@@ -95,14 +96,7 @@ def test_deleting_a_network_removes_annotations_then_finalizer(
         doomed = Network.objects(api, namespace=namespace).get(name="doomed")
         assert doomed.obj["metadata"]["finalizers"] == ["samplecrd.k8s.io/network-operator"]
         doomed.delete()
-        wait_for(
-            "gone",
-            lambda: (
-                not Network.objects(api, namespace=namespace)
-                .filter(field_selector={"metadata.name": "doomed"})
-                .response["items"]
-            ),
-        )
+        wait_for("doomed gone", lambda: not network_exists(api, namespace, "doomed"))
         assert node_subnets(api, namespace, "doomed") == {}
         assert node_subnets(api, namespace, "keeper") == keep
     for node in pykube.Node.objects(api):
@@ -119,14 +113,6 @@ def test_network_deleted_mid_allocation_leaves_nothing(
         net = make_network(api, namespace, "brief", {"cidr": "10.130.0.0/16"})
         wait_for("some allocated", lambda: len(node_subnets(api, namespace, "brief")) > 0, interval=0.05)
         net.delete()
-        wait_for(
-            "gone",
-            lambda: (
-                not Network.objects(api, namespace=namespace)
-                .filter(field_selector={"metadata.name": "brief"})
-                .response["items"]
-            ),
-            timeout=60,
-        )
+        wait_for("brief gone", lambda: not network_exists(api, namespace, "brief"), timeout=60)
         time.sleep(1)
         assert node_subnets(api, namespace, "brief") == {}
