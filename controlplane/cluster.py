@@ -292,16 +292,17 @@ class Cluster:
 
 
 def stop_pids(pids: list[int], grace: float = 10) -> None:
-    """SIGTERM, wait, then SIGKILL whatever is left."""
+    """Stop each in turn (clients before servers: the API server shuts down
+    slowly once etcd is gone): SIGTERM, wait, SIGKILL if need be, wait."""
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for pid in pids:
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+            if not _alive(pid):
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
