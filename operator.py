@@ -34,7 +34,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="samplecrd.k8s.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="samplecrd.k8s.io")
     settings.persistence.finalizer = "samplecrd.k8s.io/network-operator"
-    settings.posting.level = logging.INFO  # events: the seed's recorder
     # Node events are frequent and cheap; don't let them wait on batching.
     settings.queueing.idle_timeout = 0.5
     # The CRD is installed before the operator starts (the chart's crds/), so

@@ -296,16 +296,17 @@ def stop_pids(pids: list[int], grace: float = 10) -> None:
     slowly once etcd is gone): SIGTERM, wait, SIGKILL if need be, wait."""
     for pid in pids:
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-            if not _alive(pid):
+            if not alive(pid):
                 break
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
             deadline = time.monotonic() + wait
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not)."""
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:

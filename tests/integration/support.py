@@ -70,7 +70,7 @@ def service_account_kubeconfig(
         "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]})
     )
     token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
-    admin = json.loads(json.dumps(yaml.safe_load(cluster.kubeconfig.read_text())))
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
     admin["users"] = [{"name": account, "user": {"token": token}}]
     admin["contexts"] = [{"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account}}]
     admin["current-context"] = account

@@ -13,6 +13,7 @@ from pathlib import Path
 import pykube
 import pytest
 
+from controlplane.cluster import alive
 from tests.integration.support import ROOT, KubeCluster, Network, build
 
 EXAMPLE = ROOT / "deploy" / "examples" / "example-network.yaml"
@@ -101,14 +102,6 @@ def test_tokenrequest_token_authenticates_and_rbac_denies(
     assert 'cannot create resource "configmaps"' in denied_write.stderr
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def test_make_cluster_up_and_down_leave_nothing_behind(tmp_path: Path) -> None:
     cluster_dir = tmp_path / "cp"
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -126,7 +119,7 @@ def test_make_cluster_up_and_down_leave_nothing_behind(tmp_path: Path) -> None:
     print(f"\nmake cluster-up from built binaries: {took:.1f}s ({up.stdout.strip().splitlines()[0]})")
     pids = json.loads((cluster_dir / "pids").read_text())
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
-    assert all(_alive(pid) for pid in pids.values())
+    assert all(alive(pid) for pid in pids.values())
     ready = subprocess.run(
         [str(build() / "kubectl"), f"--kubeconfig={cluster_dir / 'kubeconfig'}", "get", "--raw", "/readyz"],
         capture_output=True,
@@ -143,7 +136,7 @@ def test_make_cluster_up_and_down_leave_nothing_behind(tmp_path: Path) -> None:
         timeout=120,
     )
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not any(_alive(pid) for pid in pids.values())
+    assert not any(alive(pid) for pid in pids.values())
     assert not cluster_dir.exists()
     leftovers = subprocess.run(["pgrep", "-f", str(cluster_dir)], capture_output=True, text=True)
     assert leftovers.stdout == ""
@@ -166,10 +159,10 @@ def test_control_plane_dies_with_the_process_that_started_it(tmp_path: Path) -> 
     assert starter.stdout is not None
     pids = json.loads(starter.stdout.readline())
     assert len(pids) == 3
-    assert all(_alive(pid) for pid in pids)
+    assert all(alive(pid) for pid in pids)
     starter.kill()
     starter.wait()
     deadline = time.monotonic() + 15
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
