@@ -18,6 +18,7 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY operator.py /app/operator.py
 COPY handlers/ /app/handlers/
+COPY controller/ /app/controller/
 COPY netpool/ /app/netpool/
 USER 10001
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1

@@ -2,7 +2,7 @@
 
 Wiring only: settings, the API client, the engine and the HTTP server at
 startup, cleanup at exit, and the import that registers the handlers.
-Settings come from environment variables: see handlers/config.py.
+Settings come from environment variables: see controller/config.py.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 import kopf
 
 import handlers  # registers the Node and Network handlers
-from handlers import web
-from handlers.config import Config
-from handlers.engine import Engine
-from handlers.kube import Api, load_config
-from handlers.metrics import Metrics
+from controller import web
+from controller.config import Config
+from controller.engine import Engine
+from controller.kube import Api, load_config
+from controller.metrics import Metrics
 
 if Config.from_env().webhook_port:
     # Kopf refuses to start with validation handlers and no webhook server:

@@ -8,7 +8,7 @@ from typing import Any
 
 import kopf
 
-from handlers.kube import GROUP, PLURAL, VERSION
+from controller.kube import GROUP, PLURAL, VERSION
 from handlers.networks import engine_of
 from netpool import status as st
 from netpool.overlap import Claim, older_overlap

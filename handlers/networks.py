@@ -6,9 +6,9 @@ from typing import Any
 
 import kopf
 
-from handlers.config import Config
-from handlers.engine import Engine, Key
-from handlers.kube import GROUP, PLURAL, VERSION
+from controller.config import Config
+from controller.engine import Engine, Key
+from controller.kube import GROUP, PLURAL, VERSION
 from netpool.views import NetworkView, network_view
 
 # Read at import: Kopf fixes a timer's interval when the handler is registered.

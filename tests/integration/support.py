@@ -134,7 +134,7 @@ def running_operator(*extra: str, env: dict[str, str] | None = None) -> Iterator
     Each run gets a fresh Kopf registry and re-imports the handlers: Kopf
     registers decorated functions once per import, and a second run in the
     same process would otherwise run operator.py's startup handlers twice.
-    `env` sets environment variables (handlers/config.py) for this run only.
+    `env` sets environment variables (controller/config.py) for this run only.
     """
     for module in [m for m in sys.modules if m == "handlers" or m.startswith("handlers.")]:
         del sys.modules[module]

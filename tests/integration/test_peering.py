@@ -14,7 +14,7 @@ from pathlib import Path
 import pykube
 import pytest
 
-from handlers.config import Config
+from controller.config import Config
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     OPERATOR,

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from handlers.engine import Engine
+from controller.engine import Engine
 from netpool import annotation
 from netpool.status import ready_condition
 

@@ -2,7 +2,7 @@
 
 The `kubernetes` client is synchronous, so every call runs in a worker thread
 of the Api's own pool and never blocks Kopf's event loop. Writes are counted
-and failures counted by resource and status (see handlers/metrics.py).
+and failures counted by resource and status (see controller/metrics.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, cast
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from handlers.metrics import Metrics
+from controller.metrics import Metrics
 
 GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
-from handlers.kube import Api
+from controller.kube import Api
 from netpool import allocator, annotation
 from netpool import status as st
 from netpool.cache import NodeCache

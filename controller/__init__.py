@@ -1,0 +1,3 @@
+"""The controller behind the Kopf handlers: the reconcile engine, the API
+client, settings, metrics and the read-only HTTP view. Never imports kopf, so
+it runs and is tested without Kopf's machinery."""
