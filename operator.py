@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-import handlers  # registers the Node and Network handlers
+import handlers  # registers the Node, NodeSubnet and Network handlers
 from controller import web
 from controller.config import Config
 from controller.engine import Engine
@@ -65,8 +65,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.api = api = Api(load_config(), Metrics())
     log = logging.getLogger("network-operator")
     memo.engine = engine = Engine(api, post_event, log, relist_every=config.resync_seconds / 2)
-    # Before any handler runs: nothing is handed out from a partial view of the Nodes.
-    await engine.sync_nodes()
+    # Before any handler runs: nothing is handed out from a partial view.
+    await engine.start()
     if config.http_port:
         memo.http = await web.serve(engine, config.http_address, config.http_port)
 
@@ -76,7 +76,9 @@ class _QuietRoutine(logging.Filter):
     kubelet status update, thousands a minute in a big cluster) and resync
     ticks that is noise; failures are still logged."""
 
-    ROUTINE = frozenset({"Handler 'node-event' succeeded.", "Timer 'resync' succeeded."})
+    ROUTINE = frozenset(
+        {"Handler 'node-event' succeeded.", "Handler 'nodesubnet-event' succeeded.", "Timer 'resync' succeeded."}
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() not in self.ROUTINE

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.metrics import Metrics
 
 GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
+SUBNETS = f"/apis/{GROUP}/{VERSION}/nodesubnets"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _MERGE = "application/merge-patch+json"
 _PAGE = 500
@@ -77,15 +78,18 @@ class Api:
             raise ApiException(http_resp=resp)
         return json.loads(data) if data else None
 
-    async def _call(self, resource: str, write: bool, method: str, path: str, **kwargs: Any) -> Any:
-        """One request in a worker thread; None if the object is gone (404)."""
+    async def _call(
+        self, resource: str, write: bool, method: str, path: str, expected: int = 404, **kwargs: Any
+    ) -> Any:
+        """One request in a worker thread; None if it fails with the `expected`
+        status (by default 404: the object is gone)."""
         if write:
             self.metrics.api_writes.labels(resource).inc()
         try:
             call = functools.partial(self._request, method, path, **kwargs)
             return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except ApiException as e:
-            if e.status == 404:
+            if e.status == expected:
                 return None
             self.metrics.api_errors.labels(resource, str(e.status)).inc()
             raise
@@ -105,14 +109,42 @@ class Api:
         return cast(dict[str, Any] | None, await self._call("networks", False, "GET", path))
 
     async def list_node_metadata(self) -> list[dict[str, Any]]:
-        """Every Node's metadata only (names, labels, annotations), in pages:
-        the API's truth, without the weight of Node status."""
+        """Every Node's metadata only (names, uids, labels, annotations): the
+        API's truth, without the weight of Node status."""
+        return await self._list("nodes", "/api/v1/nodes", accept=_METADATA_LIST)
+
+    async def list_nodesubnets(self, selector: str | None = None) -> list[dict[str, Any]]:
+        return await self._list("nodesubnets", SUBNETS, selector=selector)
+
+    async def _list(
+        self, resource: str, path: str, selector: str | None = None, accept: str = "application/json"
+    ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            query: list[tuple[str, Any]] = [("limit", _PAGE)] + ([("continue", token)] if token else [])
-            page = await self._call("nodes", False, "GET", "/api/v1/nodes", query=query, accept=_METADATA_LIST)
+            query: list[tuple[str, Any]] = [("limit", _PAGE)]
+            query += [("labelSelector", selector)] if selector else []
+            query += [("continue", token)] if token else []
+            page = await self._call(resource, False, "GET", path, query=query, accept=accept)
             items += page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return items
+
+    async def create_nodesubnet(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Create a NodeSubnet; None if one of that name (that subnet) exists."""
+        done = await self._call("nodesubnets", True, "POST", SUBNETS, expected=409, body=dict(body))
+        return cast(dict[str, Any] | None, done)
+
+    async def get_nodesubnet(self, name: str) -> dict[str, Any] | None:
+        return cast(dict[str, Any] | None, await self._call("nodesubnets", False, "GET", f"{SUBNETS}/{name}"))
+
+    async def delete_nodesubnet(self, name: str, uid: str) -> None:
+        """Delete this incarnation of a NodeSubnet (the uid is a precondition);
+        gone or already replaced is fine."""
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+        try:
+            await self._call("nodesubnets", True, "DELETE", f"{SUBNETS}/{name}", body=options)
+        except ApiException as e:
+            if e.status != 409:  # a newer object of the same name: not ours to delete
+                raise

@@ -29,11 +29,16 @@ _SHORTENED = re.compile(r"-[0-9a-f]{16}\Z")
 
 def key_for(namespace: str, name: str) -> str:
     """The annotation key for the Network `namespace/name`; always a valid key."""
-    suffix = f"{namespace}.{name}"
-    if len(suffix) > _NAME_MAX or not _NAME_OK.match(suffix) or _SHORTENED.search(suffix):
-        digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:16]
-        suffix = suffix[:_CUT].rstrip("-_.") + "-" + digest
-    return PREFIX + suffix
+    return PREFIX + shorten(f"{namespace}.{name}", f"{namespace}/{name}")
+
+
+def shorten(text: str, identity: str) -> str:
+    """`text` if it is a valid key name or label value, else its first 46
+    characters, `-` and 16 hex digits of sha256(`identity`)."""
+    if len(text) > _NAME_MAX or not _NAME_OK.match(text) or _SHORTENED.search(text):
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        text = text[:_CUT].rstrip("-_.") + "-" + digest
+    return text
 
 
 def render(namespace: str, name: str, subnet: str, gateway: str) -> str:

@@ -21,7 +21,6 @@ class NodeCache:
         self._views: dict[str, NodeView] = {}
         self._stamps: dict[str, int] = {}  # name -> clock at its last update or removal
         self._clock = 0
-        self.synced = False
 
     def __len__(self) -> int:
         return len(self._views)
@@ -71,5 +70,4 @@ class NodeCache:
             if self._stamps.get(name, 0) <= started:
                 self._views[name] = view
                 self._stamps[name] = started
-        self.synced = True
         return ghosts

@@ -85,14 +85,15 @@ def build(
     generation: int,
     outcome: Outcome,
     pool: Pool | None,
-    allocations: Mapping[str, str],
+    allocated: int,
     waiting: int,
     previous: Mapping[str, Any] | None,
     now: str,
 ) -> dict[str, Any]:
-    """The whole status. Capacity and free are decimal strings: an IPv6 pool
-    can hold more subnets than an int64 (2001:db8::/32 in /96s: 2**64)."""
-    allocated = len(allocations)
+    """The whole status: counts and the condition, never a per-Node list (the
+    allocations are NodeSubnet objects), so its size does not grow with Nodes.
+    Capacity and free are decimal strings: an IPv6 pool can hold more subnets
+    than an int64 (2001:db8::/32 in /96s: 2**64)."""
     return {
         "observedGeneration": generation,
         "gateway": str(pool.gateway) if pool else None,
@@ -101,7 +102,8 @@ def build(
         "allocated": allocated,
         "free": str(pool.capacity - allocated) if pool else None,
         "waiting": waiting,
-        "allocations": [{"node": n, "subnet": s} for n, s in sorted(allocations.items())],
+        # Written by earlier versions; a merge patch with None removes it.
+        "allocations": None,
         "conditions": [condition(outcome, generation, now, ready_condition(previous))],
     }
 

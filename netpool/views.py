@@ -18,7 +18,7 @@ class NodeView:
     name: str
     labels: Mapping[str, str]
     subnets: Mapping[str, str]  # this operator's annotations: key -> value
-    deleting: bool = False
+    uid: str = ""  # the owner of its NodeSubnets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,7 @@ def node_view(body: Mapping[str, Any]) -> NodeView:
         name=meta["name"],
         labels=dict(meta.get("labels") or {}),
         subnets=annotation.ours(meta.get("annotations")),
-        deleting=bool(meta.get("deletionTimestamp")),
+        uid=meta.get("uid") or "",
     )
 
 

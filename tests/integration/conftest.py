@@ -14,7 +14,7 @@ from typing import Any
 import pykube
 import pytest
 
-from tests.integration.support import CHART, ROOT, Cluster, KubeCluster, Network, build, wait_for
+from tests.integration.support import CHART, ROOT, Cluster, KubeCluster, Network, NodeSubnet, build, wait_for
 
 # Short resync for tests; read by the handlers module when the operator loads.
 os.environ.setdefault("NETWORK_RESYNC_SECONDS", "3")
@@ -42,11 +42,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
         local.stop()
 
 
+PLURALS = ("networks", "nodesubnets")
+
+
 def _install_crds(tc: KubeCluster) -> None:
     tc.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    tc.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/networks.samplecrd.k8s.io")
-    # Established comes a moment before the new resource is served (429 until then).
-    wait_for("networks to be served", lambda: tc.kubectl("get", "networks", "-A", check=False).returncode == 0)
+    tc.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{p}.samplecrd.k8s.io" for p in PLURALS))
+    # Established comes a moment before the new resources are served (429 until then).
+    wait_for("the CRDs to be served", lambda: tc.kubectl("get", ",".join(PLURALS), "-A", check=False).returncode == 0)
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +66,16 @@ def _remove_networks_and_nodes(api: pykube.HTTPClient) -> None:
     for node in pykube.Node.objects(api):
         if node.obj["metadata"].get("finalizers"):
             node.patch({"metadata": {"finalizers": None}})
-    # deletecollection: one call for thousands of Nodes, which takes a while
+    # deletecollection: one call for thousands of objects, which takes a while
     api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
+    api.raise_for_status(api.delete(url="nodesubnets", version=NodeSubnet.version, timeout=300))
     wait_for(
-        "Networks and Nodes to be gone",
-        lambda: not list(Network.objects(api, namespace=pykube.all)) and not list(pykube.Node.objects(api)),
+        "Networks, Nodes and NodeSubnets to be gone",
+        lambda: (
+            not list(Network.objects(api, namespace=pykube.all))
+            and not list(pykube.Node.objects(api))
+            and not list(NodeSubnet.objects(api))
+        ),
     )
 
 

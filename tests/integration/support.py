@@ -21,14 +21,14 @@ import yaml
 from kopf.testing import KopfRunner
 
 from controlplane.cluster import Cluster, build
-from netpool import annotation
+from netpool import annotation, records
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR = str(ROOT / "operator.py")
 CHART = ROOT / "deploy" / "helm" / "network-operator"
 T = TypeVar("T")
 
-__all__ = ["ROOT", "Cluster", "KubeCluster", "Network", "build", "wait_for"]
+__all__ = ["ROOT", "Cluster", "KubeCluster", "Network", "NodeSubnet", "build", "wait_for"]
 
 
 @dataclass
@@ -107,6 +107,12 @@ class Network(pykube.objects.NamespacedAPIObject):  # type: ignore[misc]
     version = "samplecrd.k8s.io/v1"
     endpoint = "networks"
     kind = "Network"
+
+
+class NodeSubnet(pykube.objects.APIObject):  # type: ignore[misc]
+    version = "samplecrd.k8s.io/v1"
+    endpoint = "nodesubnets"
+    kind = "NodeSubnet"
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, interval: float = 0.2) -> T:
@@ -235,8 +241,15 @@ def within(subnet: str, pool: str) -> bool:
     return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
 
 
-def status_subnets(network: dict[str, Any]) -> dict[str, str]:
-    return {a["node"]: a["subnet"] for a in (network.get("status") or {}).get("allocations") or []}
+def record_subnets(api: pykube.HTTPClient, namespace: str, name: str) -> dict[str, str]:
+    """node -> subnet, from this Network's NodeSubnets (found by their label, as a user would)."""
+    label = records.LABEL_NETWORK + "=" + annotation.key_for(namespace, name).removeprefix(annotation.PREFIX)
+    found: dict[str, str] = {}
+    for obj in NodeSubnet.objects(api).filter(selector=label):
+        spec = obj.obj["spec"]
+        assert spec["node"] not in found, f"{spec['node']} holds two NodeSubnets of {namespace}/{name}"
+        found[spec["node"]] = spec["subnet"]
+    return found
 
 
 def events(api: pykube.HTTPClient, namespace: str, name: str) -> list[dict[str, Any]]:

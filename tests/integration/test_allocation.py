@@ -12,12 +12,11 @@ from tests.integration.support import (
     ROOT,
     KubeCluster,
     events,
-    get_network,
     make_network,
     network_ready_with,
     node_subnets,
+    record_subnets,
     running_operator,
-    status_subnets,
     wait_for,
     wait_network,
     wait_subnets,
@@ -43,7 +42,7 @@ def test_seed_example_gives_every_node_a_distinct_24(
     assert "nodelist (5): worker-0, worker-1, worker-2, worker-3, worker-4" in runner.output
     assert all(f"add a node: worker-{i}" in runner.output for i in range(5))
 
-    assert status_subnets(net) == on_nodes
+    assert record_subnets(api, namespace, "example-network") == on_nodes
     subnets = [ipaddress.ip_network(s) for s in on_nodes.values()]
     pool = ipaddress.ip_network(EXAMPLE["spec"]["cidr"])
     gateway = ipaddress.ip_address(EXAMPLE["spec"]["gateway"])
@@ -80,13 +79,13 @@ def test_nodes_join_and_leave(api: pykube.HTTPClient, namespace: str, make_node:
 
         # Gone from the API: released, and the next node reuses it.
         pykube.Node.objects(api).get(name="b").patch({"metadata": {"finalizers": None}})
-        wait_for("b released", lambda: "b" not in status_subnets(get_network(api, namespace, "pool")))
+        wait_for("b released", lambda: "b" not in record_subnets(api, namespace, "pool"))
         make_node("e")
         after = wait_subnets(api, namespace, "pool", "e allocated", lambda s: "e" in s)
         assert after["e"] == first["b"]
         assert {k: after[k] for k in ("a", "c", "d")} == {"a": first["a"], "c": first["c"], "d": during["d"]}
-        net = wait_network(api, namespace, "pool", "status to agree", lambda n: status_subnets(n) == after)
-        assert net["status"]["allocated"] == 4
+        wait_for("records to agree", lambda: record_subnets(api, namespace, "pool") == after)
+        wait_network(api, namespace, "pool", "status to agree", lambda n: n["status"]["allocated"] == 4)
 
 
 def test_node_selector_moves_nodes_in_and_out(api: pykube.HTTPClient, namespace: str, make_node: NodeFactory) -> None:
@@ -118,5 +117,5 @@ def test_node_selector_moves_nodes_in_and_out(api: pykube.HTTPClient, namespace:
         pykube.Node.objects(api).get(name="cpu-1").patch({"metadata": {"labels": {"pool": "gpu"}}})
         wait_for("cpu-1 moved in", lambda: set(node_subnets(api, namespace, "gpu")) == {"gpu-1", "cpu-1"})
         wait_for("cpu-1 moved out", lambda: set(node_subnets(api, namespace, "not-gpu")) == {"bare"})
-        net = wait_network(api, namespace, "gpu", "status", lambda n: n["status"]["allocated"] == 2)
-        assert set(status_subnets(net)) == {"gpu-1", "cpu-1"}
+        wait_network(api, namespace, "gpu", "status", lambda n: n["status"]["allocated"] == 2)
+        assert set(record_subnets(api, namespace, "gpu")) == {"gpu-1", "cpu-1"}

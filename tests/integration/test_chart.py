@@ -31,6 +31,11 @@ RULES = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["samplecrd.k8s.io"], "resources": ["networks"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["samplecrd.k8s.io"], "resources": ["networks/status"], "verbs": ["get", "patch"]},
+    {
+        "apiGroups": ["samplecrd.k8s.io"],
+        "resources": ["nodesubnets"],
+        "verbs": ["get", "list", "watch", "create", "delete"],
+    },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 PEERING_RULE = {
@@ -114,9 +119,10 @@ def absent(cluster: KubeCluster, *args: str) -> bool:
 # --- files -----------------------------------------------------------------
 
 
-def test_chart_crd_is_a_byte_copy_of_the_canonical_one() -> None:
-    assert (CHART / "crds" / "network.yaml").read_bytes() == (ROOT / "crds" / "network.yaml").read_bytes(), (
-        "deploy/helm/network-operator/crds/network.yaml differs from crds/network.yaml: copy it over"
+@pytest.mark.parametrize("crd", ["network.yaml", "nodesubnet.yaml"])
+def test_chart_crd_is_a_byte_copy_of_the_canonical_one(crd: str) -> None:
+    assert (CHART / "crds" / crd).read_bytes() == (ROOT / "crds" / crd).read_bytes(), (
+        f"deploy/helm/network-operator/crds/{crd} differs from crds/{crd}: copy it over"
     )
 
 

@@ -17,8 +17,8 @@ from tests.integration.support import (
     network_exists,
     network_ready_with,
     node_subnets,
+    record_subnets,
     running_operator,
-    status_subnets,
     wait_for,
     wait_network,
     wait_subnets,
@@ -33,7 +33,7 @@ def test_restart_converges_without_duplicates_or_losses(
     make_network(api, namespace, "pool", {"cidr": "10.100.0.0/16"})
     with running_operator():
         before = wait_subnets(api, namespace, "pool", "four nodes", lambda s: len(s) == 4)
-        wait_network(api, namespace, "pool", "status", lambda n: status_subnets(n) == before)
+        wait_for("records", lambda: record_subnets(api, namespace, "pool") == before)
 
     # While the operator is down: a node leaves, one joins, one annotation is garbage, one is gone.
     key = annotation.key_for(namespace, "pool")
@@ -46,11 +46,11 @@ def test_restart_converges_without_duplicates_or_losses(
         after = wait_subnets(
             api, namespace, "pool", "n1 n3 n4 n5", lambda s: set(s) == {"n1", "n3", "n4", "n5"}, timeout=10
         )
-        # Allocations outlive the restart, even the damaged ones (restored from status).
+        # Allocations outlive the restart, even the damaged ones (restored from their NodeSubnets).
         assert {n: after[n] for n in ("n1", "n3", "n4")} == {n: before[n] for n in ("n1", "n3", "n4")}
         assert len(set(after.values())) == 4
-        net = wait_network(api, namespace, "pool", "status to agree", lambda n: status_subnets(n) == after, timeout=10)
-        assert net["status"]["allocated"] == 4
+        wait_for("records to agree", lambda: record_subnets(api, namespace, "pool") == after, timeout=10)
+        wait_network(api, namespace, "pool", "status to agree", lambda n: n["status"]["allocated"] == 4)
 
 
 def test_resync_with_nothing_drifted_writes_nothing_and_repairs_drift(
@@ -97,8 +97,8 @@ def test_deleting_a_network_removes_annotations_then_finalizer(
         assert doomed.obj["metadata"]["finalizers"] == ["samplecrd.k8s.io/network-operator"]
         doomed.delete()
         wait_for("doomed gone", lambda: not network_exists(api, namespace, "doomed"))
-        assert node_subnets(api, namespace, "doomed") == {}
-        assert node_subnets(api, namespace, "keeper") == keep
+        assert node_subnets(api, namespace, "doomed") == record_subnets(api, namespace, "doomed") == {}
+        assert node_subnets(api, namespace, "keeper") == keep == record_subnets(api, namespace, "keeper")
     for node in pykube.Node.objects(api):
         assert node.obj["metadata"].get("finalizers") is None
         assert [k for k in node.annotations if "kopf" in k] == []
@@ -115,4 +115,4 @@ def test_network_deleted_mid_allocation_leaves_nothing(
         net.delete()
         wait_for("brief gone", lambda: not network_exists(api, namespace, "brief"), timeout=60)
         time.sleep(1)
-        assert node_subnets(api, namespace, "brief") == {}
+        assert node_subnets(api, namespace, "brief") == record_subnets(api, namespace, "brief") == {}

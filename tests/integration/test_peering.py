@@ -32,12 +32,12 @@ KOPF = str(Path(sys.executable).parent / "kopf")
 
 
 def business_writes(cluster: KubeCluster, namespace: str, account: str, since: float) -> list[str]:
-    """What the replica wrote to Nodes, Networks and their status (not its peering keep-alive)."""
+    """What the replica wrote to Nodes, NodeSubnets, Networks and their status (not its peering keep-alive)."""
     return [
         f"{e['verb']} {e['requestURI']}"
         for e in audit_entries(cluster, f"system:serviceaccount:{namespace}:{account}", since)
         if e["verb"] in ("create", "update", "patch", "delete")
-        and ("/nodes/" in e["requestURI"] or "/networks/" in e["requestURI"] or "/events" in e["requestURI"])
+        and any(part in e["requestURI"] for part in ("/nodes/", "/networks/", "/nodesubnets", "/events"))
     ]
 
 

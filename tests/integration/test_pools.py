@@ -19,8 +19,8 @@ from tests.integration.support import (
     network_ready_with,
     node_subnets,
     ready,
+    record_subnets,
     running_operator,
-    status_subnets,
     wait_for,
     wait_network,
     wait_subnets,
@@ -110,7 +110,7 @@ def test_growing_cidr_keeps_allocations_and_subnet_prefix_is_immutable(
         )
         net = wait_network(api, namespace, "grow", "grown", lambda n: n.get("status", {}).get("capacity") == "7")
         assert node_subnets(api, namespace, "grow") == before
-        assert status_subnets(net) == before
+        assert record_subnets(api, namespace, "grow") == before
 
         for i in range(3, 6):
             make_node(f"n{i}")

@@ -72,7 +72,9 @@ def test_the_chart_role_runs_the_lifecycle_without_a_403(
     assert forbidden(cluster, namespace, "operator", since) == []
 
 
-@pytest.mark.parametrize("dropped", range(5), ids=["nodes", "networks", "networks-status", "events", "peerings"])
+@pytest.mark.parametrize(
+    "dropped", range(6), ids=["nodes", "networks", "networks-status", "nodesubnets", "events", "peerings"]
+)
 def test_every_rule_of_the_chart_role_is_needed(
     cluster: KubeCluster,
     api: pykube.HTTPClient,
@@ -85,7 +87,7 @@ def test_every_rule_of_the_chart_role_is_needed(
     if cluster.local is None:
         pytest.skip("reads the audit log of the control plane built here")
     rules = chart_rules(cluster)
-    assert len(rules) == 5
+    assert len(rules) == 6
     del rules[dropped]
     since = time.time()
     kubeconfig = service_account_kubeconfig(cluster, namespace, "operator", rules, tmp_path)

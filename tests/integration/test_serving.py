@@ -21,8 +21,8 @@ from tests.integration.support import (
     network_ready_with,
     node_subnets,
     ready,
+    record_subnets,
     running_operator,
-    status_subnets,
     wait_for,
 )
 
@@ -149,5 +149,5 @@ def test_metrics_nodes_and_networks_report_what_the_api_shows(
         ("pool", "10.140.0.0/16", "True", "Allocated", 2, 0),
         ("tiny", "10.141.0.0/23", "False", "PoolExhausted", 1, 1),
     }
-    assert status_subnets(get_network(api, namespace, "pool")) == on_nodes["pool"]
+    assert record_subnets(api, namespace, "pool") == on_nodes["pool"]
     assert ready(tiny)["reason"] == "PoolExhausted"

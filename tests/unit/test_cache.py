@@ -14,11 +14,9 @@ def view(name: str, zone: str = "a") -> NodeView:
     return NodeView(name=name, labels={"zone": zone}, subnets={})
 
 
-def test_initial_list_fills_the_cache_and_marks_it_synced() -> None:
+def test_initial_list_fills_the_cache() -> None:
     cache = NodeCache()
-    assert not cache.synced
     assert cache.relist([view("b"), view("a")], cache.now()) == []
-    assert cache.synced
     assert cache.names() == ["a", "b"]
     assert len(cache) == 2
 

@@ -17,10 +17,6 @@ BIG = Pool(ipaddress.ip_network("2001:db8::/32"), 96, ipaddress.ip_address("2001
 T0, T1, T2 = "2024-01-01T00:00:00Z", "2024-01-01T00:05:00Z", "2024-01-01T00:10:00Z"
 
 
-def allocations(count: int) -> dict[str, str]:
-    return {f"node-{i:02d}": f"192.168.{i + 1}.0/24" for i in range(count)}
-
-
 def ready(status: dict[str, Any]) -> dict[str, Any]:
     (cond,) = status["conditions"]
     assert isinstance(cond, dict)
@@ -75,7 +71,7 @@ def test_build_full_status() -> None:
         generation=4,
         outcome=st_.served(POOL, 2, 2, 0),
         pool=POOL,
-        allocations={"node-b": "192.168.2.0/24", "node-a": "192.168.1.0/24"},
+        allocated=2,
         waiting=0,
         previous=None,
         now=T0,
@@ -88,10 +84,7 @@ def test_build_full_status() -> None:
         "allocated": 2,
         "free": "253",
         "waiting": 0,
-        "allocations": [
-            {"node": "node-a", "subnet": "192.168.1.0/24"},
-            {"node": "node-b", "subnet": "192.168.2.0/24"},
-        ],
+        "allocations": None,  # clears the per-Node list an older version wrote
         "conditions": [
             {
                 "type": "Ready",
@@ -110,7 +103,7 @@ def test_capacity_and_free_are_decimal_strings_beyond_int64() -> None:
         generation=1,
         outcome=st_.served(BIG, 1, 1, 0),
         pool=BIG,
-        allocations={"n": "2001:db8::1:0:0/96"},
+        allocated=1,
         waiting=0,
         previous=None,
         now=T0,
@@ -125,7 +118,7 @@ def test_build_without_a_pool() -> None:
         generation=2,
         outcome=st_.invalid("cidr 'x' is bad"),
         pool=None,
-        allocations={"n1": "10.0.1.0/24"},  # what nodes still carry
+        allocated=1,  # what nodes still carry
         waiting=0,
         previous=None,
         now=T0,
@@ -135,7 +128,6 @@ def test_build_without_a_pool() -> None:
     assert status["capacity"] is None
     assert status["free"] is None
     assert status["allocated"] == 1
-    assert status["allocations"] == [{"node": "n1", "subnet": "10.0.1.0/24"}]
     assert ready(status)["status"] == "False"
     assert ready(status)["reason"] == "InvalidSpec"
 
@@ -148,7 +140,7 @@ def build(
         generation=generation,
         outcome=outcome,
         pool=POOL,
-        allocations=allocations(count),
+        allocated=count,
         waiting=waiting,
         previous=previous,
         now=now,
@@ -284,9 +276,7 @@ def test_spec_change_in_a_bad_state_with_the_same_message_posts_nothing_new() ->
 
 
 def test_synced_counts_waiting_nodes_as_matching() -> None:
-    current = st_.build(
-        generation=1, outcome=ALLOCATED, pool=POOL, allocations=allocations(7), waiting=0, previous=None, now=T0
-    )
+    current = st_.build(generation=1, outcome=ALLOCATED, pool=POOL, allocated=7, waiting=0, previous=None, now=T0)
     assert st_.event_for({}, current) == (
         "Normal",
         "Synced",

@@ -22,14 +22,14 @@ def test_node_view_keeps_labels_and_only_our_annotations() -> None:
     assert view.name == "node-1"
     assert view.labels == {"role": "worker"}
     assert view.subnets == {PREFIX + "default.net": '{"subnet":"10.0.1.0/24"}'}
-    assert view.deleting is False
+    assert view.uid == ""
 
 
 def test_node_view_of_a_bare_node() -> None:
     view = node_view({"metadata": {"name": "n", "labels": None, "annotations": None}})
     assert view.labels == {}
     assert view.subnets == {}
-    assert node_view({"metadata": {"name": "n", "deletionTimestamp": "2024-01-01T00:00:00Z"}}).deleting is True
+    assert node_view({"metadata": {"name": "n", "uid": "u-1"}}).uid == "u-1"
 
 
 def test_network_view() -> None:

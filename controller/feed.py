@@ -1,0 +1,147 @@
+"""What the operator knows of Nodes and NodeSubnets, and how it is kept current.
+
+The seed's informers: a LIST at startup (the initial sync, before any handler
+runs), then Kopf's watch events, and a LIST again once per resync period to
+catch what the watch missed. The operator's own writes are applied at once:
+NodeSubnets it created or deleted go straight into the record store, and Node
+annotations it wrote are laid over the Node cache until the watch shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from controller.kube import Api
+from controller.queue import Key
+from netpool import records
+from netpool.cache import NodeCache
+from netpool.records import RecordStore
+from netpool.views import NodeView, node_view
+
+_LOGGED_NODES = 50
+
+
+class Feed:
+    def __init__(
+        self,
+        api: Api,
+        logger: logging.Logger,
+        request: Callable[[Key], Awaitable[None]],
+        request_all: Callable[[], Awaitable[None]],
+        relist_every: float,
+    ) -> None:
+        self.api = api
+        self.metrics = api.metrics
+        self.logger = logger
+        self._request = request
+        self._request_all = request_all
+        self.nodes = NodeCache()
+        self.records = RecordStore()
+        # Nodes known to be gone from the API whose NodeSubnets may remain:
+        # deleted in the watch, or absent from a LIST.
+        self.gone: set[str] = set()
+        self.relist_every = relist_every  # seconds between LISTs on resync
+        self._listed_at = -math.inf
+        self._pending: dict[str, dict[str, str | None]] = {}  # annotation key -> node -> value written, unseen
+
+    # --- LISTs -------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """The informers' initial sync, then the seed's `nodeLister.List()` log line."""
+        await self.relist()
+        names = self.nodes.names()
+        more = f" ... and {len(names) - _LOGGED_NODES} more" if len(names) > _LOGGED_NODES else ""
+        self.logger.info("nodelist (%d): %s%s", len(names), ", ".join(names[:_LOGGED_NODES]), more)
+
+    async def relist(self) -> None:
+        """Take the API's truth. Called under the workqueue's lock, so no write of ours is in flight."""
+        self._listed_at = time.monotonic()
+        started = self.nodes.now()
+        # NodeSubnets first: a Node listed after them and missing is really gone.
+        found = [r for obj in await self.api.list_nodesubnets() if (r := records.parse(obj)) is not None]
+        listed = [node_view(m) for m in await self.api.list_node_metadata()]
+        ghosts = self.nodes.relist(listed, started)
+        self.records.replace_all(found)
+        self.gone = {r.node for r in found} - {v.name for v in listed}
+        self._pending.clear()  # the LISTs came after every write we made
+        self.metrics.nodes.set(len(self.nodes))
+        if ghosts:
+            self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
+
+    async def relist_if_due(self) -> None:
+        """One pair of LISTs serves every Network's resync in the same period."""
+        if time.monotonic() - self._listed_at >= self.relist_every:
+            await self.relist()
+
+    # --- watch events --------------------------------------------------------------
+
+    async def node_event(self, name: str, kind: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event about a Node (kind None: seen in the watch's initial listing).
+
+        Reconciles only when labels or our annotations changed, and not for
+        our own writes coming back through the watch: kubelets update their
+        Node every few seconds, and that must cost next to nothing.
+        """
+        if kind == "DELETED":
+            for values in self._pending.values():
+                values.pop(name, None)
+            self.gone.add(name)
+            if self.nodes.remove(name) is not None:
+                self.metrics.nodes.set(len(self.nodes))
+                await self._request_all()
+            return
+        if kind in (None, "ADDED"):
+            self.logger.info("add a node: %s", name)
+        view = node_view(body)
+        self.gone.discard(name)
+        old = self.nodes.put(view)
+        if old is None:
+            self.metrics.nodes.set(len(self.nodes))
+        unchanged = old is not None and old.labels == view.labels and old.subnets == view.subnets
+        if unchanged or (old is not None and old.labels == view.labels and self._own_writes(name, old, view)):
+            return
+        await self._request_all()
+
+    async def record_event(self, kind: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event about a NodeSubnet: our own writes coming back cost
+        nothing; anyone else's (a second writer, a hand edit, the garbage
+        collector) reconciles the Network it names."""
+        record = records.parse(body)
+        if record is None:
+            return
+        if kind == "DELETED":
+            self.records.confirm_deleted(record.uid)
+            if self.records.remove(record.name, record.uid) is not None:
+                await self._request(record.network)
+            return
+        if self.records.put(record) != record:
+            await self._request(record.network)
+
+    def _own_writes(self, node: str, old: NodeView, new: NodeView) -> bool:
+        """Whether every annotation that changed is one of our writes coming back."""
+        changed = {k for k in old.subnets.keys() | new.subnets.keys() if old.subnets.get(k) != new.subnets.get(k)}
+        return all(node in self._pending.get(k, {}) and self._pending[k][node] == new.subnets.get(k) for k in changed)
+
+    # --- our own annotation writes ---------------------------------------------------
+
+    def wrote(self, ann_key: str, node: str, value: str | None) -> None:
+        self._pending.setdefault(ann_key, {})[node] = value
+
+    def carried(self, nodes: list[NodeView]) -> dict[str, dict[str, str]]:
+        """What each Node carries now, with our writes the watch has not shown yet laid over."""
+        by_name = {n.name: n for n in nodes}
+        carried = {n.name: dict(n.subnets) for n in nodes}
+        for key, written in self._pending.items():
+            for node, value in list(written.items()):
+                seen = by_name.get(node)
+                if seen is None or seen.subnets.get(key) == value:
+                    del written[node]  # shown by the watch, or the Node is gone
+                elif value is None:
+                    carried[node].pop(key, None)
+                else:
+                    carried[node][key] = value
+        return carried

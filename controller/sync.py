@@ -1,0 +1,267 @@
+"""The sync function of the seed's controller: one Network, idempotent.
+
+Desired state comes from the Network, the Node cache and the NodeSubnet
+records; only the difference is written, in an order that never lets two
+Nodes carry one subnet:
+
+1. create the NodeSubnets of new allocations: the API server refuses a second
+   object of the same name, so a subnet taken by anyone (a second replica, a
+   rolling update) is never handed out twice; on AlreadyExists pick again;
+2. write the Node annotations, only for subnets whose NodeSubnet is ours;
+3. remove the annotations of released subnets, and only then delete their
+   NodeSubnets, so a subnet is free in the records only once no Node has it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from controller.feed import Feed
+from controller.kube import Api
+from controller.queue import Key
+from netpool import allocator, annotation, records
+from netpool import status as st
+from netpool.allocator import Plan
+from netpool.overlap import Claim, older_overlap
+from netpool.pool import IPNetwork, Pool
+from netpool.records import Record
+from netpool.spec import NetworkSpec, SpecError, parse_spec
+from netpool.views import NetworkView, NodeView, network_view
+
+EventSink = Callable[[Mapping[str, Any], str, str, str], None]  # (object, type, reason, message)
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Syncer:
+    def __init__(
+        self,
+        api: Api,
+        feed: Feed,
+        network: Callable[[Key], NetworkView | None],
+        claims: Callable[[Key], list[Claim]],
+        post_event: EventSink,
+        logger: logging.Logger,
+    ) -> None:
+        self.api = api
+        self.metrics = api.metrics
+        self.feed = feed
+        self.records = feed.records
+        self.network = network
+        self.claims = claims
+        self.post_event = post_event
+        self.logger = logger
+        self._written: dict[Key, dict[str, Any]] = {}  # status written, until the index shows it
+
+    async def reconcile(self, key: Key, full: bool) -> bool:
+        """Bring one Network in line; True if it lost a race for a subnet and must go again."""
+        view = self.network(key)
+        if view is None or view.deleting:
+            return False
+        if full:
+            # A resync checks the API's truth: a watch can miss a deletion
+            # (a relist after 410 Gone), and nothing else would notice.
+            body = await self.api.get_network(*key)
+            if body is None:
+                return False
+            view = network_view(body)
+            self._written.pop(key, None)
+            await self.feed.relist_if_due()
+        nodes = list(self.feed.nodes)
+        carried = self.feed.carried(nodes)
+
+        previous: Mapping[str, Any] | None = self._written.get(key)
+        if previous is None or st.same(previous, view.status):
+            self._written.pop(key, None)
+            previous = view.status
+
+        try:
+            parsed: NetworkSpec | None = parse_spec(view.spec)
+        except SpecError as e:
+            parsed = None
+            outcome = st.invalid(str(e))
+        if parsed is not None:
+            rival = older_overlap(Claim(view.created, view.ref, parsed.pool.network), self.claims(key))
+            if rival is not None:
+                outcome = st.overlaps(str(parsed.pool.network), rival.ref, str(rival.network))
+                parsed = None
+
+        if parsed is None:
+            # Invalid or overlapping: allocate nothing and release nothing, so a
+            # typo in a spec never takes a subnet away from a running node.
+            ann_key = annotation.key_for(*key)
+            holders = {r.node for r in self.records.of(key)}
+            holders |= {n for n, v in carried.items() if annotation.subnet_of(v.get(ann_key))}
+            status = st.build(
+                generation=view.generation,
+                outcome=outcome,
+                pool=None,
+                allocated=len(holders & carried.keys()),
+                waiting=0,
+                previous=previous,
+                now=utcnow(),
+            )
+        else:
+            built = await self._allocate(view, parsed, nodes, carried, previous)
+            if built is None:
+                return True
+            status = built
+
+        self.metrics.observe(view.namespace, view.name, status)
+        if not st.same(status, previous):
+            await self.api.patch_network_status(view.namespace, view.name, status)
+            self._written[key] = status
+            event = st.event_for(previous, status)
+            if event is not None:
+                # Transitions only, so the log carries what the events carry, once.
+                level = logging.WARNING if event[0] == "Warning" else logging.INFO
+                self.logger.log(level, "%s: %s: %s", view.ref, event[1], event[2])
+                self.post_event(view.object_ref(), *event)
+        return False
+
+    async def _allocate(
+        self,
+        view: NetworkView,
+        parsed: NetworkSpec,
+        nodes: list[NodeView],
+        carried: Mapping[str, Mapping[str, str]],
+        previous: Mapping[str, Any],
+    ) -> dict[str, Any] | None:
+        """Plan and write; the status to report, or None if a subnet was lost to another writer."""
+        key = (view.namespace, view.name)
+        ann_key = annotation.key_for(*key)
+        pool = parsed.pool
+        matching = [n.name for n in nodes if parsed.selector.matches(n.labels)]
+        own, extra = _own_records(self.records.of(key))
+
+        # The records are the truth; an annotation with no record is adopted
+        # if its subnet is free; what an older version's status remembered
+        # gives a Node back its subnet when both are missing (upgrade).
+        held: dict[str, IPNetwork | None] = {n: r.subnet for n, r in own.items()}
+        for node, values in carried.items():
+            if node not in held:
+                held[node] = allocator.parse_subnet(annotation.subnet_of(values.get(ann_key)))
+        remembered: dict[str, IPNetwork | None] = {
+            a.get("node", ""): allocator.parse_subnet(a.get("subnet"))
+            for a in previous.get("allocations") or []
+            if isinstance(a, Mapping)
+        }
+        remembered.update((n, r.subnet) for n, r in own.items())
+
+        wanted = set(matching)
+        taken = [r.subnet for r in self.records if r.network != key]
+        # Not free in this round: other Networks' annotations, subnets about to
+        # be released, and values a Node still carries that are not its record.
+        taken += _annotated(v for values in carried.values() for k, v in values.items() if k != ann_key)
+        taken += [r.subnet for r in extra] + [r.subnet for n, r in own.items() if n not in wanted]
+        taken += [
+            s
+            for n, values in carried.items()
+            if (s := allocator.parse_subnet(annotation.subnet_of(values.get(ann_key)))) is not None
+            if held.get(n) != s
+        ]
+        plan = allocator.plan(pool, matching, held, remembered, taken)
+
+        lost = await self._create(view, pool, plan, own, {n.name: n.uid for n in nodes})
+        served = {n: r for n, r in own.items() if plan.allocations.get(n) == r.subnet}
+        desired = {n: annotation.render(*key, str(r.subnet), str(pool.gateway)) for n, r in served.items()}
+        writes: dict[str, str | None] = {n: v for n, v in desired.items() if carried[n].get(ann_key) != v}
+        writes.update({n: None for n, v in carried.items() if ann_key in v and n not in desired and n not in lost})
+        await self._annotate(ann_key, writes)
+        # A record whose Node is not in the cache stays (taken) unless the Node
+        # is known to be gone: it may be a new Node the watch has not shown yet.
+        uids = {n.name: n.uid for n in nodes}
+        stale = [r for n, r in own.items() if n not in served and (n in carried or n in self.feed.gone)]
+        stale += [r for n, r in own.items() if r.node_uid and uids.get(n, r.node_uid) != r.node_uid]
+        await self._delete(list({r.name: r for r in stale + extra}.values()))
+        if lost:
+            return None
+        return st.build(
+            generation=view.generation,
+            outcome=st.served(pool, len(matching), len(served), len(plan.waiting)),
+            pool=pool,
+            allocated=len(served),
+            waiting=len(plan.waiting),
+            previous=previous,
+            now=utcnow(),
+        )
+
+    async def _create(
+        self,
+        view: NetworkView,
+        pool: Pool,
+        plan: Plan,
+        own: dict[str, Record],
+        node_uids: Mapping[str, str],
+    ) -> set[str]:
+        """Create the NodeSubnets the plan adds, into `own`; returns the Nodes that lost theirs."""
+        key = (view.namespace, view.name)
+        lost: set[str] = set()
+
+        async def one(node: str, subnet: IPNetwork) -> None:
+            obj = records.body(subnet, str(pool.gateway), node, node_uids[node], key, view.uid)
+            made = await self.api.create_nodesubnet(obj)
+            if made is None:  # AlreadyExists: whose is it?
+                made = await self.api.get_nodesubnet(records.name_for(subnet))
+            record = records.parse(made) if made is not None else None
+            if record is not None:
+                self.records.put(record)
+            if record is not None and record.node == node and record.network == key:
+                own[node] = record  # ours, made by us now or by another replica before
+            else:
+                lost.add(node)
+
+        new = [(n, s) for n, s in plan.allocations.items() if n not in own or own[n].subnet != s]
+        await asyncio.gather(*(one(n, s) for n, s in new))
+        if lost:
+            self.logger.info("%s: %d subnets were taken meanwhile; choosing again", view.ref, len(lost))
+        return lost
+
+    async def _annotate(self, ann_key: str, writes: Mapping[str, str | None]) -> None:
+        async def one(node: str, value: str | None) -> None:
+            if await self.api.annotate_node(node, ann_key, value):
+                self.feed.wrote(ann_key, node, value)
+
+        await asyncio.gather(*(one(n, v) for n, v in writes.items()))
+
+    async def _delete(self, released: list[Record]) -> None:
+        for record in released:
+            self.records.bury(record)
+        await asyncio.gather(*(self.api.delete_nodesubnet(r.name, r.uid) for r in released))
+
+    async def release(self, key: Key) -> int:
+        """Remove this Network's annotation from every Node, then its NodeSubnets;
+        returns how many Nodes had one. Reads the API's truth, not the caches:
+        nothing may be left behind."""
+        ann_key = annotation.key_for(*key)
+        nodes = await self.api.list_node_metadata()
+        holders = [m["metadata"]["name"] for m in nodes if ann_key in (m["metadata"].get("annotations") or {})]
+        await self._annotate(ann_key, dict.fromkeys(holders))
+        label = records.LABEL_NETWORK + "=" + ann_key.removeprefix(annotation.PREFIX)
+        found = [r for o in await self.api.list_nodesubnets(label) if (r := records.parse(o)) and r.network == key]
+        await self._delete(found)
+        self._written.pop(key, None)
+        return len(holders)
+
+
+def _own_records(mine: Iterable[Record]) -> tuple[dict[str, Record], list[Record]]:
+    """Each Node's record of one Network, and the extras: two writers can give a
+    Node two; every replica keeps the same one, the older."""
+    own: dict[str, Record] = {}
+    extra: list[Record] = []
+    for record in sorted(mine, key=lambda r: r.age):
+        if record.node in own:
+            extra.append(record)
+        else:
+            own[record.node] = record
+    return own, extra
+
+
+def _annotated(values: Iterable[str]) -> list[IPNetwork]:
+    return [s for v in values if (s := allocator.parse_subnet(annotation.subnet_of(v))) is not None]

@@ -1,0 +1,269 @@
+"""NodeSubnets, the allocation records: a duplicate cannot exist whoever writes,
+the Network stays small, a restart writes nothing, and an upgrade from
+annotations and status.allocations moves no Node."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pykube
+import pytest
+
+from controller.engine import Engine
+from controller.kube import Api, load_config
+from controller.metrics import Metrics
+from netpool import annotation
+from netpool.views import network_view, node_view
+from tests.integration.conftest import NodeFactory
+from tests.integration.support import (
+    OPERATOR,
+    KubeCluster,
+    NodeSubnet,
+    audit_entries,
+    chart_rules,
+    get_network,
+    make_network,
+    network_ready_with,
+    node_subnets,
+    record_subnets,
+    running_operator,
+    service_account_kubeconfig,
+    wait_for,
+    wait_network,
+)
+
+KOPF = str(Path(sys.executable).parent / "kopf")
+WRITES = ("create", "update", "patch", "delete")
+
+
+def make_nodes(cluster: KubeCluster, names: list[str], threads: int = 8) -> None:
+    """Create Nodes in the given order, several at a time, as a burst of joins."""
+
+    def create(chunk: list[str]) -> None:
+        client = pykube.HTTPClient(pykube.KubeConfig.from_file(str(cluster.kubeconfig)))
+        for name in chunk:
+            pykube.Node(client, {"metadata": {"name": name}}).create()
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(create, [names[i::threads] for i in range(threads)]))
+
+
+def duplicates_on_nodes(api: pykube.HTTPClient) -> dict[str, list[str]]:
+    """Subnets that more than one Node carries in its annotations, with those Nodes."""
+    holders: dict[str, list[str]] = defaultdict(list)
+    for node in pykube.Node.objects(api):
+        for key, value in node.annotations.items():
+            if key.startswith(annotation.PREFIX) and (subnet := annotation.subnet_of(value)):
+                holders[subnet].append(node.name)
+    return {s: n for s, n in holders.items() if len(n) > 1}
+
+
+class Sampler(threading.Thread):
+    """Looks for a subnet on two Nodes every 100 ms while the operators work."""
+
+    def __init__(self, cluster: KubeCluster) -> None:
+        super().__init__(daemon=True)
+        self.api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(cluster.kubeconfig)))
+        self.stop = threading.Event()
+        self.samples = 0
+        self.seen: list[dict[str, list[str]]] = []
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            found = duplicates_on_nodes(self.api)
+            self.samples += 1
+            if found:
+                self.seen.append(found)
+
+
+@pytest.fixture
+def two_writers(cluster: KubeCluster, namespace: str, tmp_path: Path) -> Iterator[list[str]]:
+    """Two operators with no peering at all, each as the chart's ServiceAccount."""
+    procs = []
+    accounts = ["writer-a", "writer-b"]
+    for account in accounts:
+        kubeconfig = service_account_kubeconfig(cluster, namespace, account, chart_rules(cluster), tmp_path)
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAME": account, "NETWORK_HTTP_PORT": "0"}
+        log = (tmp_path / f"{account}.log").open("wb")
+        cmd = [KOPF, "run", "-A", "--standalone", OPERATOR]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        yield accounts
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=60)
+        for account in accounts:
+            tail = (tmp_path / f"{account}.log").read_text().splitlines()[-15:]
+            print(f"--- {account} (last lines)", *tail, sep="\n")
+
+
+@pytest.mark.slow
+def test_two_writers_never_hand_out_a_subnet_twice(
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, two_writers: list[str]
+) -> None:
+    if cluster.local is None:
+        pytest.skip("reads the audit log of the control plane built here")
+    since = time.time()
+    make_network(api, namespace, "shared", {"cidr": "10.0.0.0/8"})
+    total = 1000
+    sampler = Sampler(cluster)
+    sampler.start()
+    try:
+        for round_ in range(3):
+            names = [f"r{round_}-{i:04d}" for i in range(total)]
+            random.Random(round_).shuffle(names)
+            make_nodes(cluster, names)
+            served = wait_for(
+                f"round {round_}: every Node served",
+                lambda: len(s := node_subnets(api, namespace, "shared")) == total and s,
+                timeout=180,
+                interval=1,
+            )
+            # Both writers quiet: every Node has one record, equal to its annotation.
+            time.sleep(3)
+            assert record_subnets(api, namespace, "shared") == node_subnets(api, namespace, "shared") == served
+            assert len(set(served.values())) == total
+            api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
+            wait_for("the round's NodeSubnets gone", lambda: not list(NodeSubnet.objects(api)), timeout=120, interval=1)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    print(f"\n{sampler.samples} samples, duplicates seen: {sampler.seen[:3]}")
+    assert sampler.samples > 50
+    assert sampler.seen == []
+    # Both really wrote, and the chart's role was enough for both (the lost races read a NodeSubnet).
+    for account in two_writers:
+        entries = audit_entries(cluster, f"system:serviceaccount:{namespace}:{account}", since)
+        assert [e for e in entries if e["verb"] == "create" and "/nodesubnets" in e["requestURI"]], account
+        assert [e["requestURI"] for e in entries if e.get("responseStatus", {}).get("code") == 403] == []
+
+
+class Spy(Api):
+    """The real API client, remembering every annotation it writes."""
+
+    def __init__(self) -> None:
+        super().__init__(load_config(), Metrics())
+        self.annotated: list[tuple[str, str | None]] = []
+
+    async def annotate_node(self, node: str, key: str, value: str | None) -> bool:
+        self.annotated.append((node, annotation.subnet_of(value)))
+        return await super().annotate_node(node, key, value)
+
+
+def test_the_loser_of_a_create_race_takes_another_subnet(
+    api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
+) -> None:
+    """Two allocators that each know only their own Node choose the same subnet
+    at the same moment: one NodeSubnet is created, the other allocator gets
+    AlreadyExists, picks the next subnet, and never writes the taken one."""
+    nodes = {name: make_node(name).obj for name in ("left", "right")}
+    net = make_network(api, namespace, "race", {"cidr": "10.77.0.0/16"}).obj
+    key = (namespace, "race")
+    spies = {name: Spy() for name in nodes}
+
+    async def race() -> None:
+        engines = {}
+        for name, spy in spies.items():
+            engine = Engine(spy, lambda *_: None, logging.getLogger("race"), relist_every=3600)
+            engine.nodes.put(node_view(nodes[name]))  # each knows only its own Node
+            engine.bind({key: [network_view(net)]})
+            engines[name] = engine
+        await asyncio.gather(*(e.request(key) for e in engines.values()))
+
+    try:
+        asyncio.run(race())
+    finally:
+        for spy in spies.values():
+            spy.close()
+    records = record_subnets(api, namespace, "race")
+    assert sorted(records.values()) == ["10.77.1.0/24", "10.77.2.0/24"]
+    assert node_subnets(api, namespace, "race") == records
+    winner = next(n for n, s in records.items() if s == "10.77.1.0/24")
+    loser = next(n for n in nodes if n != winner)
+    assert spies[loser].annotated == [(loser, "10.77.2.0/24")]  # the taken subnet never reached a Node
+
+
+def _comparable(network: dict[str, Any]) -> str:
+    """The Network's fields, with every number and timestamp the same width
+    (managedFields aside: their order follows who wrote last)."""
+    meta = {k: v for k, v in network["metadata"].items() if k != "managedFields"}
+    return re.sub(r"\d+", "0", json.dumps({**network, "metadata": meta}, sort_keys=True))
+
+
+@pytest.mark.slow
+def test_five_thousand_nodes_keep_the_network_small_and_a_restart_writes_nothing(
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str
+) -> None:
+    if cluster.local is None:
+        pytest.skip("counts writes in the audit log of the control plane built here")
+    total = 5000
+    make_nodes(cluster, [f"s-{i:04d}" for i in range(5)])
+    make_network(api, namespace, "big", {"cidr": "10.0.0.0/8"})
+    with running_operator():
+        small = wait_network(api, namespace, "big", "5 allocated", lambda n: n.get("status", {}).get("allocated") == 5)
+        make_nodes(cluster, [f"s-{i:04d}" for i in range(5, total)])
+        large = wait_network(
+            api,
+            namespace,
+            "big",
+            f"{total} allocated",
+            lambda n: n.get("status", {}).get("allocated") == total,
+            timeout=240,
+        )
+    assert len(record_subnets(api, namespace, "big")) == total
+    small_size, large_size = len(json.dumps(small)), len(json.dumps(large))
+    print(f"\nNetwork object: {small_size} bytes at 5 Nodes, {large_size} bytes at {total}")
+    assert _comparable(small) == _comparable(large)  # the same fields, only counts differ
+    assert large_size - small_size < 20
+
+    since = time.time()
+    with running_operator():
+        wait_for("resumed", network_ready_with(api, namespace, "big", "True", "Allocated"))
+        time.sleep(8)  # startup, the resume reconcile and two resyncs
+    writes = [f"{e['verb']} {e['requestURI']}" for e in audit_entries(cluster, "admin", since) if e["verb"] in WRITES]
+    # Kopf's own bookkeeping on the Network (its finalizer is already there) is no write either.
+    assert writes == []
+
+
+def test_an_upgrade_turns_annotations_and_status_into_nodesubnets_moving_no_node(
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
+) -> None:
+    """What an older version left: subnets in Node annotations and in
+    status.allocations (one Node lost its annotation), no NodeSubnet."""
+    key = annotation.key_for(namespace, "old")
+    old = {"n1": "10.88.5.0/24", "n2": "10.88.9.0/24"}
+    for node, subnet in old.items():
+        make_node(node, annotations={key: annotation.render(namespace, "old", subnet, "10.88.0.1")})
+    make_node("n3")  # its annotation was lost; status.allocations still has it
+    make_node("n4")  # new
+    net = make_network(api, namespace, "old", {"cidr": "10.88.0.0/16"})
+    remembered = [{"node": n, "subnet": s} for n, s in [*old.items(), ("n3", "10.88.7.0/24")]]
+    net.patch({"status": {"allocations": remembered}}, subresource="status")
+    assert get_network(api, namespace, "old")["status"]["allocations"] == remembered
+    since = time.time()
+    with running_operator():
+        wait_for("ready", network_ready_with(api, namespace, "old", "True", "Allocated"))
+        expected = {**old, "n3": "10.88.7.0/24", "n4": "10.88.1.0/24"}
+        wait_for("NodeSubnets for all", lambda: record_subnets(api, namespace, "old") == expected)
+        assert node_subnets(api, namespace, "old") == expected
+        after = wait_network(api, namespace, "old", "the old list gone", lambda n: "allocations" not in n["status"])
+    assert after["status"]["allocated"] == 4
+    patched = {e["objectRef"]["name"] for e in audit_entries(cluster, "admin", since) if e["verb"] == "patch"}
+    assert not patched & set(old), "a Node whose annotation was right was written"
