@@ -63,13 +63,19 @@ def count(kubeconfig: Path, done: Callable[[dict[str, object]], bool]) -> int:
 
 
 def writes_by(audit_log: Path, user: str, start: float, end: float) -> int:
-    """Patches and updates `user` made between two time.time() stamps."""
+    """Writes `user` made between two time.time() stamps (creates, updates,
+    patches, deletes), Events aside: NodeSubnets count, as Node patches do."""
     n = 0
     with audit_log.open() as f:
         for line in f:
             entry = json.loads(line)
             when = datetime.datetime.fromisoformat(entry["stageTimestamp"].replace("Z", "+00:00")).timestamp()
-            if entry["user"]["username"] == user and start <= when <= end and entry["verb"] in ("patch", "update"):
+            if (
+                entry["user"]["username"] == user
+                and start <= when <= end
+                and entry["verb"] in ("create", "patch", "update", "delete")
+                and entry.get("objectRef", {}).get("resource") != "events"
+            ):
                 n += 1
     return n
 

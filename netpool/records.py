@@ -10,7 +10,7 @@ Kubernetes' IPAddress objects). Names:
 IPv4: the dotted address, `-`, the prefix length. IPv6: the eight groups in
 full (four hex digits each) joined by `-`, then `-` and the prefix length.
 Both are valid DNS subdomains (lowercase alphanumerics, `-` and `.`, at most
-42 characters); IPv4 names hold dots and IPv6 names never do, and each family
+43 characters); IPv4 names hold dots and IPv6 names never do, and each family
 writes every bit of the address and the length, so no two subnets share a
 name. `subnet_of_name` reads a name back.
 """
