@@ -275,3 +275,45 @@ def make_network(api: pykube.HTTPClient, namespace: str, name: str, spec: dict[s
     )
     net.create()
     return net
+
+
+CRD = ROOT / "crds" / "network.yaml"
+_ADDRESS_FIELDS = ("cidr", "gateway")
+
+
+def _crd_without_address_rules() -> dict[str, Any]:
+    """The CRD as it was before its CEL rules on addresses: any string was stored."""
+    crd: dict[str, Any] = yaml.safe_load(CRD.read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    for field in _ADDRESS_FIELDS:
+        del spec[field]["x-kubernetes-validations"]
+    del spec["reserved"]["items"]["x-kubernetes-validations"]
+    return crd
+
+
+def _malformed_is_stored(cluster: KubeCluster) -> bool:
+    probe = {
+        "apiVersion": "samplecrd.k8s.io/v1",
+        "kind": "Network",
+        "metadata": {"name": "probe", "namespace": "default"},
+        "spec": {"cidr": "10.0.0.1/8"},
+    }
+    return (
+        cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False).returncode == 0
+    )
+
+
+def stored_before_the_address_rules(
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, specs: dict[str, dict[str, Any]]
+) -> None:
+    """Networks with malformed addresses, as an upgrade finds them: created under
+    the CRD without its address rules, which is then applied again as it is now."""
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(_crd_without_address_rules()))
+    try:
+        # The API server takes a moment to serve with the new schema.
+        wait_for("the CRD without address rules", lambda: _malformed_is_stored(cluster))
+        for name, spec in specs.items():
+            make_network(api, namespace, name, spec)
+    finally:
+        cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+        wait_for("the CRD with its address rules", lambda: not _malformed_is_stored(cluster))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import time
 from typing import Any
 
@@ -17,15 +18,45 @@ from tests.integration.support import (
     network_ready_with,
     ready,
     running_operator,
+    stored_before_the_address_rules,
     wait_for,
     wait_subnets,
 )
 
-# name -> (spec, the Ready message a user sees)
-INVALID: dict[str, tuple[dict[str, Any], str]] = {
-    "not-a-cidr": ({"cidr": "not-a-cidr"}, "cidr 'not-a-cidr' is not a CIDR prefix like 10.0.0.0/16 or 2001:db8::/32"),
-    "no-prefix": ({"cidr": "10.0.0.0"}, "cidr '10.0.0.0' is not a CIDR prefix like 10.0.0.0/16 or 2001:db8::/32"),
-    "host-bits": ({"cidr": "192.168.1.5/16"}, "cidr 192.168.1.5/16: host bits set, did you mean 192.168.0.0/16"),
+CIDR_HELP = "write a CIDR prefix like 10.0.0.0/16 or 2001:db8::/32"
+
+# name -> (spec, the Ready message a user sees). The API server refuses these
+# (the CRD's rules); the operator still meets them in Networks stored before.
+MALFORMED: dict[str, tuple[dict[str, Any], str]] = {
+    "not-a-cidr": ({"cidr": "not-a-cidr"}, f"cidr 'not-a-cidr': has no prefix length; {CIDR_HELP}"),
+    "no-prefix": ({"cidr": "10.0.0.0"}, f"cidr '10.0.0.0': has no prefix length; {CIDR_HELP}"),
+    "host-bits": ({"cidr": "192.168.1.5/16"}, "cidr '192.168.1.5/16': host bits set, did you mean 192.168.0.0/16"),
+    "prefix-33": (
+        {"cidr": "10.6.0.0/33"},
+        "cidr '10.6.0.0/33': prefix length 33 is larger than 32 for IPv4; use at most /32",
+    ),
+    "prefix-129": (
+        {"cidr": "2001:db8::/129"},
+        "cidr '2001:db8::/129': prefix length 129 is larger than 128 for IPv6; use at most /128",
+    ),
+    "zone": (
+        {"cidr": "fe80::%eth0/64"},
+        "cidr 'fe80::%eth0/64': has a zone ID (%eth0), which Kubernetes does not allow; remove it",
+    ),
+    "mapped-gateway": (
+        {"cidr": "10.13.0.0/16", "gateway": "::ffff:10.13.0.1"},
+        "gateway '::ffff:10.13.0.1': ::ffff:10.13.0.1 is an IPv4-mapped IPv6 address, which Kubernetes does not "
+        "allow; did you mean 10.13.0.1",
+    ),
+    "uppercase-reserved": (
+        {"cidr": "2001:db8:1::/48", "reserved": ["2001:DB8:1::/64"]},
+        "reserved[0] '2001:DB8:1::/64': is not in canonical form; write it as 2001:db8:1::/64",
+    ),
+}
+
+# What the CRD cannot check, across fields and against the pool: the API server
+# stores these, and the operator (status, events, webhook) says what to fix.
+CROSS_FIELD: dict[str, tuple[dict[str, Any], str]] = {
     "v6-gateway": (
         {"cidr": "10.1.0.0/16", "gateway": "2001:db8::1"},
         "gateway 2001:db8::1 is IPv6 but cidr 10.1.0.0/16 is IPv4",
@@ -39,8 +70,6 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         {"cidr": "10.5.0.0/16", "gateway": "10.5.255.255"},
         "gateway 10.5.255.255 is the broadcast address of 10.5.0.0/16; use a host address such as 10.5.0.1",
     ),
-    "prefix-33": ({"cidr": "10.6.0.0/33"}, "cidr '10.6.0.0/33': prefix length 33 is larger than 32 for IPv4"),
-    "prefix-129": ({"cidr": "2001:db8::/129"}, "cidr '2001:db8::/129': prefix length 129 is larger than 128 for IPv6"),
     "subnet-shorter": (
         {"cidr": "10.7.0.0/16", "nodeSubnetPrefix": 8},
         "nodeSubnetPrefix 8 must be between the cidr prefix length 16 and 32; set nodeSubnetPrefix in that range",
@@ -64,14 +93,16 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         "nodeSelector.matchExpressions[0]: operator In needs at least one value",
     ),
 }
+INVALID = MALFORMED | CROSS_FIELD
 
 
 def test_each_invalid_spec_says_what_to_fix_and_others_keep_working(
-    api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
 ) -> None:
     make_node("n0")
     make_network(api, namespace, "good", {"cidr": "172.16.0.0/16"})
-    for name, (spec, _) in INVALID.items():
+    stored_before_the_address_rules(cluster, api, namespace, {name: spec for name, (spec, _) in MALFORMED.items()})
+    for name, (spec, _) in CROSS_FIELD.items():
         make_network(api, namespace, name, spec)
     make_network(
         api, namespace, "nothing-matches", {"cidr": "172.17.0.0/16", "nodeSelector": {"matchLabels": {"x": "y"}}}
@@ -102,13 +133,58 @@ def test_each_invalid_spec_says_what_to_fix_and_others_keep_working(
     assert "Traceback" not in runner.output
 
 
+# name -> what the API server answers when the MALFORMED Network is created now.
+REFUSED = {
+    "not-a-cidr": 'spec.cidr: Invalid value: "not-a-cidr": has no prefix length; ' + CIDR_HELP,
+    "no-prefix": 'spec.cidr: Invalid value: "10.0.0.0": has no prefix length; ' + CIDR_HELP,
+    "host-bits": 'spec.cidr: Invalid value: "192.168.1.5/16": host bits set, did you mean 192.168.0.0/16',
+    "prefix-33": 'spec.cidr: Invalid value: "10.6.0.0/33": prefix length 33 is larger than 32 for IPv4; '
+    "use at most /32",
+    "prefix-129": 'spec.cidr: Invalid value: "2001:db8::/129": prefix length 129 is larger than 128 for IPv6; '
+    "use at most /128",
+    "zone": 'spec.cidr: Invalid value: "fe80::%eth0/64": has a zone ID (%eth0), which Kubernetes does not allow; '
+    "remove it",
+    "mapped-gateway": 'spec.gateway: Invalid value: "::ffff:10.13.0.1": ::ffff:10.13.0.1 is an IPv4-mapped IPv6 '
+    "address, which Kubernetes does not allow; did you mean 10.13.0.1",
+    "uppercase-reserved": 'spec.reserved[0]: Invalid value: "2001:DB8:1::/64": is not in canonical form; '
+    "write it as 2001:db8:1::/64",
+}
+
+
+def test_the_api_server_refuses_malformed_addresses_with_the_fix(cluster: KubeCluster, namespace: str) -> None:
+    # No operator, no webhook: the CRD alone.
+    assert set(REFUSED) == set(MALFORMED)
+    for name, (spec, _) in MALFORMED.items():
+        doc = {"apiVersion": "samplecrd.k8s.io/v1", "kind": "Network", "metadata": {"name": name}, "spec": spec}
+        result = cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(doc), check=False)
+        assert result.returncode != 0
+        assert result.stderr.strip() == f'The Network "{name}" is invalid: {REFUSED[name]}', name
+    assert cluster.kubectl("get", "networks", "-n", namespace, "-o", "name").stdout == ""
+
+
 def test_fixing_an_invalid_spec_recovers_by_itself(
     cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
 ) -> None:
     make_node("n0")
-    make_network(api, namespace, "typo", {"cidr": "10.200.0.1/16"})
+    stored_before_the_address_rules(cluster, api, namespace, {"typo": {"cidr": "10.200.0.1/16"}})
     with running_operator():
         wait_for("invalid", network_ready_with(api, namespace, "typo", "False", "InvalidSpec"))
+        # Only an unchanged malformed value is kept: an edit must be well formed.
+        still_wrong = cluster.kubectl(
+            "patch",
+            "network",
+            "typo",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            '{"spec":{"cidr":"10.200.0.1/17"}}',
+            check=False,
+        )
+        assert still_wrong.stderr.strip() == (
+            'The Network "typo" is invalid: spec.cidr: Invalid value: "10.200.0.1/17": '
+            "host bits set, did you mean 10.200.0.0/17"
+        )
         cluster.kubectl(
             "patch", "network", "typo", "-n", namespace, "--type=merge", "-p", '{"spec":{"cidr":"10.200.0.0/16"}}'
         )

@@ -61,7 +61,7 @@ def test_resync_with_nothing_drifted_writes_nothing_and_repairs_drift(
     for i in range(3):
         make_node(f"n{i}")
     make_network(api, namespace, "quiet", {"cidr": "10.110.0.0/16"})
-    make_network(api, namespace, "invalid", {"cidr": "10.111.0.5/16"})
+    make_network(api, namespace, "invalid", {"cidr": "10.111.0.0/16", "gateway": "10.112.0.1"})
     with running_operator():
         wait_for("ready", network_ready_with(api, namespace, "quiet", "True", "Allocated"))
         wait_for("invalid", network_ready_with(api, namespace, "invalid", "False", "InvalidSpec"))

@@ -23,6 +23,7 @@ from tests.integration.support import (
     ready,
     record_subnets,
     running_operator,
+    stored_before_the_address_rules,
     wait_for,
 )
 
@@ -51,8 +52,9 @@ def test_webhook_rejects_invalid_and_overlapping_networks_at_apply_time(
         "NETWORK_WEBHOOK_MANAGED": WEBHOOK_CONFIG,
         **_certificates(tmp_path),
     }
-    # Invalid, but older than the webhook: it must stay deletable (its finalizer removable).
-    make_network(api, namespace, "legacy", {"cidr": "10.9.9.9/8"})
+    # Invalid, but older than the webhook and the CRD's address rules: it must stay
+    # deletable (its finalizer removable).
+    stored_before_the_address_rules(cluster, api, namespace, {"legacy": {"cidr": "10.9.9.9/8"}})
     try:
         with running_operator(env=env):
             wait_for(
@@ -65,19 +67,20 @@ def test_webhook_rejects_invalid_and_overlapping_networks_at_apply_time(
 
             # Kopf registers the configuration once its server listens; retry the first call briefly.
             def rejected() -> subprocess.CompletedProcess[str] | None:
-                r = _apply(cluster, namespace, "bad", {"cidr": "10.0.0.5/16"})
+                r = _apply(cluster, namespace, "gw", {"cidr": "10.1.0.0/16", "gateway": "10.2.0.1"})
                 return r if r.returncode != 0 and "denied the request" in r.stderr else None
 
             bad = wait_for("a rejection", rejected)
-            assert (
+            assert bad.stderr.strip().endswith(
                 'admission webhook "validate-network.network-operator-test.samplecrd.k8s.io" denied the request: '
-                "invalid spec: cidr 10.0.0.5/16: host bits set, did you mean 10.0.0.0/16" in bad.stderr
+                "invalid spec: gateway 10.2.0.1 is outside cidr 10.1.0.0/16"
             )
-            assert (
-                _apply(cluster, namespace, "gw", {"cidr": "10.1.0.0/16", "gateway": "10.2.0.1"})
-                .stderr.strip()
-                .endswith("invalid spec: gateway 10.2.0.1 is outside cidr 10.1.0.0/16")
+            # A malformed address never reaches the webhook: the CRD's rules refuse it first.
+            malformed = _apply(cluster, namespace, "bad", {"cidr": "10.0.0.5/16"})
+            assert malformed.stderr.strip().endswith(
+                'spec.cidr: Invalid value: "10.0.0.5/16": host bits set, did you mean 10.0.0.0/16'
             )
+            assert "admission webhook" not in malformed.stderr
 
             good = _apply(cluster, namespace, "good", {"cidr": "10.0.0.0/16"})
             assert good.returncode == 0, good.stderr
