@@ -66,7 +66,15 @@ def writes_by(audit_log: Path, user: str, start: float, end: float) -> int:
     """Writes `user` made between two time.time() stamps (creates, updates,
     patches, deletes), Events aside: NodeSubnets count, as Node patches do."""
     n = 0
-    with audit_log.open() as f:
+    # The API server rotates a large log: read its backups too (audit-<time>.log).
+    for path in audit_log.parent.glob(f"{audit_log.stem}*{audit_log.suffix}"):
+        n += _writes_in(path, user, start, end)
+    return n
+
+
+def _writes_in(path: Path, user: str, start: float, end: float) -> int:
+    n = 0
+    with path.open() as f:
         for line in f:
             entry = json.loads(line)
             when = datetime.datetime.fromisoformat(entry["stageTimestamp"].replace("Z", "+00:00")).timestamp()

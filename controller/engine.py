@@ -17,10 +17,14 @@ from controller.feed import Feed
 from controller.kube import Api
 from controller.queue import Key, WorkQueue
 from controller.sync import EventSink, Syncer
+from netpool import annotation
 from netpool.cache import NodeCache
+from netpool.interest import concerns
 from netpool.overlap import Claim
+from netpool.pool import IPNetwork
+from netpool.selector import Selector
 from netpool.spec import SpecError, parse_spec
-from netpool.views import NetworkView
+from netpool.views import NetworkView, NodeView
 
 __all__ = ["Engine", "EventSink", "Index", "Key"]
 
@@ -33,13 +37,17 @@ class Index(Protocol):
     def __contains__(self, key: object) -> bool: ...
 
 
+_Parsed = tuple[int, Selector | None, str, IPNetwork | None]
+
+
 class Engine:
     def __init__(self, api: Api, post_event: EventSink, logger: logging.Logger, relist_every: float = 15) -> None:
         self.api = api
         self.metrics = api.metrics
         self.networks: Index | None = None
         self.queue = WorkQueue(self._reconcile, self.network_keys, self.metrics)
-        self.feed = Feed(api, logger, self.queue.request, self.queue.request_all, relist_every)
+        self.feed = Feed(api, logger, self.queue.request, self.affected, relist_every)
+        self._parsed: dict[Key, _Parsed] = {}
         self.syncer = Syncer(api, self.feed, self.network, self.claims, post_event, logger)
 
     def bind(self, networks: Index) -> None:
@@ -75,6 +83,7 @@ class Engine:
             self.queue.forget(key)
             released = await self.syncer.release(key)
         self.metrics.forget(*key)
+        self._parsed.pop(key, None)
         return released
 
     # --- the Network index -----------------------------------------------------------
@@ -87,15 +96,32 @@ class Engine:
             return None
         return next(iter(self.networks[key]), None)
 
+    def affected(self, old: NodeView | None, new: NodeView | None) -> list[Key]:
+        """The Networks a Node's change from `old` to `new` concerns."""
+        return [key for key in self.network_keys() if (p := self._parse(key)) and concerns(old, new, p[1], p[2])]
+
     def claims(self, exclude: Key) -> list[Claim]:
         claims = []
         for key in self.network_keys():
             other = self.network(key)
-            if key == exclude or other is None or other.deleting:
+            parsed = self._parse(key)
+            if key == exclude or other is None or other.deleting or parsed is None or parsed[3] is None:
                 continue
-            try:
-                pool = parse_spec(other.spec).pool
-            except SpecError:
-                continue
-            claims.append(Claim(other.created, other.ref, pool.network))
+            claims.append(Claim(other.created, other.ref, parsed[3]))
         return claims
+
+    def _parse(self, key: Key) -> _Parsed | None:
+        """A Network's spec, parsed once per generation: (generation, selector or
+        None if invalid, annotation key, pool network or None if invalid)."""
+        view = self.network(key)
+        if view is None:
+            return None
+        cached = self._parsed.get(key)
+        if cached is None or cached[0] != view.generation:
+            try:
+                parsed = parse_spec(view.spec)
+                cached = (view.generation, parsed.selector, annotation.key_for(*key), parsed.pool.network)
+            except SpecError:
+                cached = (view.generation, None, annotation.key_for(*key), None)
+            self._parsed[key] = cached
+        return cached

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from controller.kube import Api
@@ -31,14 +31,18 @@ class Feed:
         api: Api,
         logger: logging.Logger,
         request: Callable[[Key], Awaitable[None]],
-        request_all: Callable[[], Awaitable[None]],
+        affected: Callable[[NodeView | None, NodeView | None], list[Key]],
         relist_every: float,
     ) -> None:
         self.api = api
         self.metrics = api.metrics
         self.logger = logger
         self._request = request
-        self._request_all = request_all
+        self._affected = affected
+        # A counter per Network, moved by every change that concerns it (not
+        # by our own writes coming back): equal counters, nothing to do.
+        self.epochs: dict[Key, int] = {}
+        self._clock = 0
         self.nodes = NodeCache()
         self.records = RecordStore()
         # Nodes known to be gone from the API whose NodeSubnets may remain:
@@ -64,8 +68,20 @@ class Feed:
         # NodeSubnets first: a Node listed after them and missing is really gone.
         found = [r for obj in await self.api.list_nodesubnets() if (r := records.parse(obj)) is not None]
         listed = [node_view(m) for m in await self.api.list_node_metadata()]
+        before_nodes = {v.name: v for v in self.nodes}
+        before_records = {r.name: r for r in self.records}
         ghosts = self.nodes.relist(listed, started)
         self.records.replace_all(found)
+        # What the LISTs show that the watch did not: the Networks concerned must look again.
+        for name in before_nodes.keys() | {v.name for v in listed}:
+            old, new = before_nodes.get(name), self.nodes.get(name)
+            if old != new:
+                self.touch(self._affected(old, new))
+        after_records = {r.name: r for r in self.records}
+        for name in before_records.keys() | after_records.keys():
+            old_record, new_record = before_records.get(name), after_records.get(name)
+            if old_record != new_record:
+                self.touch([r.network for r in (old_record, new_record) if r is not None])
         self.gone = {r.node for r in found} - {v.name for v in listed}
         self._pending.clear()  # the LISTs came after every write we made
         self.metrics.nodes.set(len(self.nodes))
@@ -90,9 +106,9 @@ class Feed:
             for values in self._pending.values():
                 values.pop(name, None)
             self.gone.add(name)
-            if self.nodes.remove(name) is not None:
+            if (removed := self.nodes.remove(name)) is not None:
                 self.metrics.nodes.set(len(self.nodes))
-                await self._request_all()
+                await self._request_each(self._affected(removed, None))
             return
         if kind in (None, "ADDED"):
             self.logger.info("add a node: %s", name)
@@ -104,7 +120,7 @@ class Feed:
         unchanged = old is not None and old.labels == view.labels and old.subnets == view.subnets
         if unchanged or (old is not None and old.labels == view.labels and self._own_writes(name, old, view)):
             return
-        await self._request_all()
+        await self._request_each(self._affected(old, view))
 
     async def record_event(self, kind: str | None, body: Mapping[str, Any]) -> None:
         """A watch event about a NodeSubnet: our own writes coming back cost
@@ -116,10 +132,20 @@ class Feed:
         if kind == "DELETED":
             self.records.confirm_deleted(record.uid)
             if self.records.remove(record.name, record.uid) is not None:
-                await self._request(record.network)
+                await self._request_each([record.network])
             return
         if self.records.put(record) != record:
-            await self._request(record.network)
+            await self._request_each([record.network])
+
+    def touch(self, keys: Iterable[Key]) -> None:
+        for key in keys:
+            self._clock += 1
+            self.epochs[key] = self._clock
+
+    async def _request_each(self, keys: list[Key]) -> None:
+        self.touch(keys)
+        for key in keys:
+            await self._request(key)
 
     def _own_writes(self, node: str, old: NodeView, new: NodeView) -> bool:
         """Whether every annotation that changed is one of our writes coming back."""

@@ -58,9 +58,13 @@ class Syncer:
         self.post_event = post_event
         self.logger = logger
         self._written: dict[Key, dict[str, Any]] = {}  # status written, until the index shows it
+        # After a reconcile: what it depended on, and the status it left. The
+        # same inputs again (a resync with nothing changed) need no work at all.
+        self._settled: dict[Key, tuple[Any, Mapping[str, Any]]] = {}
 
     async def reconcile(self, key: Key, full: bool) -> bool:
-        """Bring one Network in line; True if it lost a race for a subnet and must go again."""
+        """Bring one Network in line; True if it must go again at once (it lost a
+        race for a subnet, or freed subnets that waiting Nodes can have)."""
         view = self.network(key)
         if view is None or view.deleting:
             return False
@@ -73,6 +77,15 @@ class Syncer:
             view = network_view(body)
             self._written.pop(key, None)
             await self.feed.relist_if_due()
+        inputs = (
+            self.feed.epochs.get(key, 0),
+            view.generation,
+            [(c.created, c.ref, c.network) for c in self.claims(key)],
+        )
+        settled = self._settled.pop(key, None)
+        if settled is not None and settled[0] == inputs and st.same(settled[1], self._written.get(key, view.status)):
+            self._settled[key] = settled
+            return False
         nodes = list(self.feed.nodes)
         carried = self.feed.carried(nodes)
 
@@ -113,6 +126,7 @@ class Syncer:
                 return True
             status = built
 
+        self._settled[key] = (inputs, status)
         self.metrics.observe(view.namespace, view.name, status)
         if not st.same(status, previous):
             await self.api.patch_network_status(view.namespace, view.name, status)
@@ -133,7 +147,7 @@ class Syncer:
         carried: Mapping[str, Mapping[str, str]],
         previous: Mapping[str, Any],
     ) -> dict[str, Any] | None:
-        """Plan and write; the status to report, or None if a subnet was lost to another writer."""
+        """Plan and write; the status to report, or None to go round again at once."""
         key = (view.namespace, view.name)
         ann_key = annotation.key_for(*key)
         pool = parsed.pool
@@ -179,8 +193,10 @@ class Syncer:
         uids = {n.name: n.uid for n in nodes}
         stale = [r for n, r in own.items() if n not in served and (n in carried or n in self.feed.gone)]
         stale += [r for n, r in own.items() if r.node_uid and uids.get(n, r.node_uid) != r.node_uid]
-        await self._delete(list({r.name: r for r in stale + extra}.values()))
-        if lost:
+        released = list({r.name: r for r in stale + extra}.values())
+        await self._delete(released)
+        if lost or (released and plan.waiting):
+            # Lost a race, or freed subnets that waiting Nodes can have now.
             return None
         return st.build(
             generation=view.generation,
@@ -247,6 +263,7 @@ class Syncer:
         found = [r for o in await self.api.list_nodesubnets(label) if (r := records.parse(o)) and r.network == key]
         await self._delete(found)
         self._written.pop(key, None)
+        self._settled.pop(key, None)
         return len(holders)
 
 

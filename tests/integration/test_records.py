@@ -123,6 +123,11 @@ def test_two_writers_never_hand_out_a_subnet_twice(
     since = time.time()
     make_network(api, namespace, "shared", {"cidr": "10.0.0.0/8"})
     total = 1000
+
+    def agreed() -> dict[str, str] | None:
+        on_records = record_subnets(api, namespace, "shared")
+        return on_records if on_records == node_subnets(api, namespace, "shared") else None
+
     sampler = Sampler(cluster)
     sampler.start()
     try:
@@ -130,15 +135,16 @@ def test_two_writers_never_hand_out_a_subnet_twice(
             names = [f"r{round_}-{i:04d}" for i in range(total)]
             random.Random(round_).shuffle(names)
             make_nodes(cluster, names)
-            served = wait_for(
+            wait_for(
                 f"round {round_}: every Node served",
                 lambda: len(s := node_subnets(api, namespace, "shared")) == total and s,
                 timeout=180,
                 interval=1,
             )
-            # Both writers quiet: every Node has one record, equal to its annotation.
-            time.sleep(3)
-            assert record_subnets(api, namespace, "shared") == node_subnets(api, namespace, "shared") == served
+
+            # Once both writers are done: every Node has one record, equal to its annotation.
+            served = wait_for(f"round {round_}: records and annotations to agree", agreed, timeout=60, interval=1)
+            assert len(served) == total
             assert len(set(served.values())) == total
             api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
             wait_for("the round's NodeSubnets gone", lambda: not list(NodeSubnet.objects(api)), timeout=120, interval=1)

@@ -1,0 +1,61 @@
+"""The engine's routing of Node changes: only the Networks a change concerns
+are reconciled (no API call is made here)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from controller.engine import Engine
+from controller.kube import Api
+from controller.metrics import Metrics
+from netpool.views import NetworkView, NodeView
+
+
+class _NoApi:
+    """Engine.affected and claims never call the API; this proves it."""
+
+    metrics = Metrics()
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected API call: {name}")
+
+
+def network(name: str, spec: dict[str, Any], generation: int = 1) -> NetworkView:
+    return NetworkView("ns", name, f"uid-{name}", generation, "2024-01-01T00:00:00Z", False, spec, {})
+
+
+def engine_with(*views: NetworkView) -> Engine:
+    engine = Engine(cast(Api, _NoApi()), lambda *_: None, logging.getLogger("test"))
+    engine.bind({("ns", v.name): [v] for v in views})
+    return engine
+
+
+GPU = {"cidr": "10.1.0.0/16", "nodeSelector": {"matchLabels": {"pool": "gpu"}}}
+CPU = {"cidr": "10.2.0.0/16", "nodeSelector": {"matchLabels": {"pool": "cpu"}}}
+BROKEN = {"cidr": "10.3.0.0/16", "gateway": "10.9.0.1"}
+
+
+def node(pool: str, **subnets: str) -> NodeView:
+    return NodeView("n1", {"pool": pool}, {f"network.samplecrd.k8s.io/ns.{k}": v for k, v in subnets.items()}, "u")
+
+
+def test_a_node_change_concerns_only_the_networks_it_matches_or_carries() -> None:
+    engine = engine_with(network("gpu", GPU), network("cpu", CPU), network("broken", BROKEN))
+    assert engine.affected(None, node("gpu")) == [("ns", "gpu")]
+    assert engine.affected(node("gpu"), node("cpu")) == [("ns", "gpu"), ("ns", "cpu")]
+    assert engine.affected(node("gpu"), None) == [("ns", "gpu")]
+    assert engine.affected(node("gpu", broken="x"), node("gpu", broken="y")) == [("ns", "broken")]
+    assert engine.affected(node("cpu"), node("cpu")) == []
+
+
+def test_a_spec_change_is_seen_at_the_next_generation() -> None:
+    engine = engine_with(network("gpu", GPU))
+    assert engine.affected(None, node("cpu")) == []
+    engine.bind({("ns", "gpu"): [network("gpu", CPU, generation=2)]})
+    assert engine.affected(None, node("cpu")) == [("ns", "gpu")]
+
+
+def test_claims_skip_invalid_and_the_excluded_network() -> None:
+    engine = engine_with(network("gpu", GPU), network("cpu", CPU), network("broken", BROKEN))
+    assert [c.ref for c in engine.claims(exclude=("ns", "gpu"))] == ["ns/cpu"]
