@@ -64,7 +64,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
 
     memo.api = api = Api(load_config(), Metrics())
     log = logging.getLogger("network-operator")
-    memo.engine = engine = Engine(api, post_event, log, relist_every=config.resync_seconds / 2)
+    memo.engine = engine = Engine(api, post_event, log, relist_every=config.relist_seconds)
     # Before any handler runs: nothing is handed out from a partial view.
     await engine.start()
     if config.http_port:

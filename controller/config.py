@@ -3,6 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | NETWORK_RESYNC_SECONDS | 30 | how often every Network is resynced against the API |
+| NETWORK_RELIST_SECONDS | 300 | how often a resync LISTs every Node and NodeSubnet, to catch what the watch missed |
 | NETWORK_HTTP_ADDRESS | 127.0.0.1 | where /metrics, /nodes and /networks listen |
 | NETWORK_HTTP_PORT | 9090 | their port; 0 turns them off |
 | NETWORK_WEBHOOK_PORT | (unset: off) | serve the validating admission webhook on this port |
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 @dataclasses.dataclass(frozen=True)
 class Config:
     resync_seconds: float = 30
+    relist_seconds: float = 300
     http_address: str = "127.0.0.1"
     http_port: int = 9090
     webhook_port: int | None = None
@@ -49,6 +51,7 @@ class Config:
         webhook_port = opt("NETWORK_WEBHOOK_PORT")
         return cls(
             resync_seconds=float(env.get("NETWORK_RESYNC_SECONDS", "30")),
+            relist_seconds=float(env.get("NETWORK_RELIST_SECONDS", "300")),
             http_address=env.get("NETWORK_HTTP_ADDRESS", "127.0.0.1"),
             http_port=int(env.get("NETWORK_HTTP_PORT", "9090")),
             webhook_port=int(webhook_port) if webhook_port else None,

@@ -18,6 +18,7 @@ from tests.integration.support import CHART, ROOT, Cluster, KubeCluster, Network
 
 # Short resync for tests; read by the handlers module when the operator loads.
 os.environ.setdefault("NETWORK_RESYNC_SECONDS", "3")
+os.environ.setdefault("NETWORK_RELIST_SECONDS", "1.5")
 # No HTTP server unless a test asks for one (on a port of its own).
 os.environ.setdefault("NETWORK_HTTP_PORT", "0")
 
