@@ -45,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -531,6 +532,17 @@ class Node:
         (STATE / "node.json").write_text(json.dumps(info, indent=1))
         return info
 
+    def keep_pod_logs(self, stop: threading.Event) -> None:
+        """Copy the containers' logs to LOGS as they grow: the kubelet deletes
+        a pod's logs with the pod, and a failure is often about a pod gone."""
+        while not stop.wait(1):
+            for path in (STATE / "pod-logs").glob("*/*/*.log"):
+                with contextlib.suppress(OSError):
+                    target = LOGS / path.relative_to(STATE)
+                    if not target.exists() or target.stat().st_size != path.stat().st_size:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(path, target)
+
     def report(self) -> None:
         """What to look at when something failed."""
         if self.cluster is not None and self.cluster.procs:
@@ -543,13 +555,12 @@ class Node:
                 print(f"\n--- kubectl {' '.join(args)}\n{done.stdout[-6000:]}{done.stderr[-2000:]}", file=sys.stderr)
         for name in ("kubelet", "containerd"):
             print(f"\n--- {name} (last lines)\n{tail(name, 60)}", file=sys.stderr)
-        for path in sorted((STATE / "pod-logs").glob("*/*/*.log")):
+        for path in sorted((LOGS / "pod-logs").glob("*/*/*.log")):
             text = path.read_text(errors="replace").splitlines()[-80:]
-            print(f"\n--- {path.relative_to(STATE)} (last lines)\n" + "\n".join(text), file=sys.stderr)
+            print(f"\n--- operator pod {path.relative_to(LOGS)} (last lines)\n" + "\n".join(text), file=sys.stderr)
 
     def keep_logs(self) -> None:
-        shutil.rmtree(LOGS, ignore_errors=True)
-        LOGS.mkdir(parents=True)
+        LOGS.mkdir(parents=True, exist_ok=True)
         for path in [*STATE.glob("*.log"), *STATE.glob("controlplane/*.log"), *STATE.glob("pod-logs/*/*/*.log")]:
             with contextlib.suppress(OSError):
                 target = LOGS / path.relative_to(STATE)
@@ -602,8 +613,10 @@ def run(bin_dir: Path, images: Path, command: list[str], timeout: float) -> int:
     held = lock()
     code = 1
     node = Node(bin_dir, images)
+    copying = threading.Event()
     try:
         clean()
+        shutil.rmtree(LOGS, ignore_errors=True)
         info = node.start()
         env = {
             **os.environ,
@@ -612,6 +625,8 @@ def run(bin_dir: Path, images: Path, command: list[str], timeout: float) -> int:
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
         }
         child = subprocess.Popen(command, env=env, preexec_fn=_child_setup(None))
+        copier = threading.Thread(target=node.keep_pod_logs, args=(copying,), daemon=True)
+        copier.start()
         try:
             code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -621,6 +636,8 @@ def run(bin_dir: Path, images: Path, command: list[str], timeout: float) -> int:
         finally:
             if alive(child.pid):
                 stop_pids([child.pid])
+        copying.set()
+        node.keep_logs()
         if code != 0:
             node.report()
     except Stopped as e:
@@ -628,11 +645,15 @@ def run(bin_dir: Path, images: Path, command: list[str], timeout: float) -> int:
         code = 130
     except Exception as e:
         log(f"failed: {type(e).__name__}: {e}")
-        node.report()
+        with contextlib.suppress(Exception):
+            node.keep_logs()
+            node.report()
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        node.keep_logs()
+        copying.set()
+        with contextlib.suppress(Exception):
+            node.keep_logs()
         node.stop()
         clean()
         held.close()
