@@ -306,7 +306,9 @@ def test_upgrade_to_two_replicas_rolls_with_one_writer(node: Node, api: pykube.H
     assert writes, "no writes during the rollout"
     blocks = [pod for pod, _ in itertools.groupby(w[1] for w in writes)]
     # One writer at a time: each replica's writes form one run, never interleaved.
-    assert len(blocks) == len(set(blocks)), "\n".join(" ".join(w) for w in writes)
+    if len(blocks) != len(set(blocks)):
+        peering = node.kubectl("get", "clusterkopfpeerings", "-o", "yaml").stdout
+        raise AssertionError("two writers at once:\n" + "\n".join(" ".join(w) for w in writes) + "\n" + peering)
     assert blocks[0] in old, blocks
     assert blocks[-1] not in old, blocks
 
