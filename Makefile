@@ -8,11 +8,19 @@ CLUSTER_DIR ?= $(CURDIR)/.cluster/default
 PYTEST_ARGS ?=
 BENCH_NODES ?= 1000 5000
 
-.PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench
+# What the end-to-end node needs from Debian: container runtime, CNI plugins,
+# the image builder and the base image's bootstrapper.
+NODE_PACKAGES := containerd runc containernetworking-plugins buildah mmdebstrap iproute2 util-linux openssl
+E2E_ARGS    ?=
+
+.PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench \
+	e2e e2e-packages e2e-clean
 
 help:
 	@echo "make run           the operator with a local control plane (or \$$KUBECONFIG) and demo Nodes"
-	@echo "make test          lint, unit and integration tests (what CI runs)"
+	@echo "make test          lint, unit, integration and (as root) end-to-end tests: what CI runs"
+	@echo "make e2e           the chart on a real node (kubelet, containerd), as root"
+	@echo "make e2e-clean     remove what a killed make e2e left behind"
 	@echo "make cluster-up    start etcd + kube-apiserver + kube-controller-manager in CLUSTER_DIR"
 	@echo "make cluster-down  stop it and remove CLUSTER_DIR"
 	@echo "make controlplane  build the control plane binaries (once; cached)"
@@ -55,7 +63,30 @@ unit: venv
 integration: venv controlplane
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
+# As root, `make test` also runs the end-to-end tests; otherwise it says
+# loudly that they are switched off (make e2e alone fails without root).
 test: lint unit integration
+ifeq ($(shell id -u),0)
+	$(MAKE) --no-print-directory e2e
+else
+	@echo "make test: END-TO-END TESTS SWITCHED OFF: they need root (run 'make e2e' as root)." >&2
+endif
+
+e2e-packages:
+	@[ "$$(id -u)" = 0 ] || { echo "make e2e: needs root: containerd, runc and the kubelet mount file systems and make cgroups and network namespaces" >&2; exit 1; }
+	@missing=$$(for p in $(NODE_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+e2e: venv e2e-packages
+	@bin=$$(controlplane/build.sh node) && images=$$(tests/e2e/images.sh "$$bin") && \
+	$(BIN)/python -P tests/e2e/node.py run "$$bin" "$$images" -- $(BIN)/pytest tests/e2e $(E2E_ARGS)
+
+e2e-clean:
+	$(PYTHON) -P tests/e2e/node.py clean
 
 bench: venv controlplane
 	$(BIN)/python bench/nodeipam.py $(BENCH_NODES)

@@ -14,10 +14,11 @@ from typing import Any
 import kopf
 
 import handlers  # registers the Node, NodeSubnet and Network handlers
-from controller import web
+from controller import ready, web
 from controller.config import Config
 from controller.engine import Engine
 from controller.kube import Api, load_config
+from controller.login import in_cluster
 from controller.metrics import Metrics
 
 if Config.from_env().webhook_port:
@@ -68,7 +69,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     # Before any handler runs: nothing is handed out from a partial view.
     await engine.start()
     if config.http_port:
-        memo.http = await web.serve(engine, config.http_address, config.http_port)
+        checks = [ready.api_answers(api)]
+        if config.webhook_port:
+            checks.append(ready.webhook_answers(config.webhook_address, config.webhook_port))
+        memo.http = await web.serve(engine, config.http_address, config.http_port, checks)
 
 
 class _QuietRoutine(logging.Filter):
@@ -89,8 +93,14 @@ logging.getLogger("kopf.objects").addFilter(_QuietRoutine())
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Kopf's own login, without a client library: the pod's ServiceAccount, else $KUBECONFIG."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """The pod's ServiceAccount at $KUBERNETES_SERVICE_HOST, as the operator's
+    own client logs in (controller/login.py), else $KUBECONFIG."""
+    pod = in_cluster()
+    if pod is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.ConnectionInfo(
+        server=pod.server, ca_path=pod.ca_path, scheme="Bearer", token=pod.token(), default_namespace=pod.namespace
+    )
 
 
 @kopf.on.probe(id="nodes")

@@ -13,7 +13,7 @@
 | NETWORK_WEBHOOK_MANAGED | (unset) | a ValidatingWebhookConfiguration for the operator to keep itself (development) |
 | NETWORK_WEBHOOK_HOST | 127.0.0.1 | the host name that configuration points at |
 | NETWORK_PEERING | (unset: as `kopf run` says) | the ClusterKopfPeering to join: with several replicas one is active |
-| POD_NAME | host name | this replica's name; its peering priority is derived from it |
+| POD_NAME | host name | this replica's name; breaks ties between peering priorities |
 """
 
 from __future__ import annotations
@@ -22,7 +22,22 @@ import dataclasses
 import hashlib
 import os
 import socket
+import time
 from collections.abc import Mapping
+from pathlib import Path
+
+
+def process_started() -> float:
+    """When this process started, in seconds since the epoch (from /proc: the
+    moment of exec, not of some later import)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +55,7 @@ class Config:
     webhook_host: str = "127.0.0.1"
     peering: str | None = None
     pod_name: str = ""
+    started: float = 0.0  # seconds since the epoch
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -63,9 +79,16 @@ class Config:
             webhook_host=env.get("NETWORK_WEBHOOK_HOST", "127.0.0.1"),
             peering=opt("NETWORK_PEERING"),
             pod_name=env.get("POD_NAME") or socket.gethostname(),
+            started=process_started(),
         )
 
     @property
     def peering_priority(self) -> int:
-        """Distinct per replica (Kopf freezes peers of equal priority), stable per pod."""
-        return int(hashlib.sha256(self.pod_name.encode()).hexdigest()[:8], 16) % 1_000_000
+        """The oldest replica works, younger ones stand by. A rollout then hands
+        over once, when the old active pod exits (its handlers done, its
+        peering record removed), and never to a pod that is still starting
+        while the old one writes: Kopf's peering pauses a replica only when
+        it sees a higher priority, it has no lock. Distinct per replica (Kopf
+        freezes peers of equal priority): the pod name breaks ties."""
+        tie = int(hashlib.sha256(self.pod_name.encode()).hexdigest()[:8], 16) % 1000
+        return -int(self.started * 1000) * 1000 - tie

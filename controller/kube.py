@@ -11,13 +11,16 @@ import asyncio
 import concurrent.futures
 import functools
 import json
+import math
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from controller import login
 from controller.metrics import Metrics
 
 GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
@@ -31,15 +34,33 @@ CONCURRENCY = 32
 
 
 def load_config() -> kubernetes.client.ApiClient:
-    """In-cluster credentials in a pod, the kubeconfig ($KUBECONFIG) elsewhere."""
-    try:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
+    """The pod's credentials (controller/login.py), the kubeconfig ($KUBECONFIG) elsewhere."""
+    pod = login.in_cluster()
+    if pod is not None:
+        config = kubernetes.client.Configuration(host=pod.server)
+        config.ssl_ca_cert = pod.ca_path
+        config.api_key = {"authorization": pod.token()}
+        config.api_key_prefix = {"authorization": "Bearer"}
+        config.refresh_api_key_hook = _refresh_token(pod)  # type: ignore[assignment]  # typed None upstream
+    else:
         # Read $KUBECONFIG now, not when the client library was imported.
         kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-    config = kubernetes.client.Configuration.get_default_copy()
+        config = kubernetes.client.Configuration.get_default_copy()
     config.connection_pool_maxsize = CONCURRENCY  # one connection per worker thread
     return kubernetes.client.ApiClient(config)
+
+
+def _refresh_token(pod: login.InCluster, every: float = 60) -> Callable[[kubernetes.client.Configuration], None]:
+    """Reread the token now and then: the kubelet rotates the file."""
+    read_at = -math.inf
+
+    def refresh(config: kubernetes.client.Configuration) -> None:
+        nonlocal read_at
+        if time.monotonic() - read_at >= every:
+            config.api_key = {"authorization": pod.token()}
+            read_at = time.monotonic()
+
+    return refresh
 
 
 class Api:
@@ -65,6 +86,7 @@ class Api:
         body: Any = None,
         content_type: str | None = None,
         accept: str = "application/json",
+        timeout: float | None = None,
     ) -> Any:
         headers = {"Accept": accept}
         if content_type:
@@ -72,7 +94,7 @@ class Api:
         request = self.client.param_serialize(
             method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        resp = self.client.call_api(*request)
+        resp = self.client.call_api(*request, _request_timeout=timeout)
         data = resp.read()  # type: ignore[no-untyped-call]
         if not 200 <= resp.status < 300:
             raise ApiException(http_resp=resp)
@@ -93,6 +115,12 @@ class Api:
                 return None
             self.metrics.api_errors.labels(resource, str(e.status)).inc()
             raise
+
+    async def version(self, within: float) -> dict[str, Any]:
+        """GET /version, which every authenticated client may read: does the API server answer?"""
+        call = functools.partial(self._request, "GET", "/version", timeout=within)
+        loop = asyncio.get_running_loop()
+        return cast(dict[str, Any], await asyncio.wait_for(loop.run_in_executor(self._threads, call), within))
 
     async def annotate_node(self, node: str, key: str, value: str | None) -> bool:
         """Set (or with None, remove) one annotation; False if the node is gone."""

@@ -4,6 +4,7 @@
     GET /nodes     the Node cache: [{name, labels, subnets: {namespace/name: subnet}}]
     GET /networks  the Network index: [{namespace, name, cidr, gateway, ready, reason,
                    capacity, allocated, free, waiting}]
+    GET /readyz    200 when this replica can serve, else 503 and why (controller/ready.py)
 
 It is the seed's Lister used as a client cache, served from memory: no
 request reaches the Kubernetes API.
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from controller import ready
 from controller.engine import Engine
 from netpool import annotation
 from netpool.status import ready_condition
@@ -61,7 +63,7 @@ def networks_view(engine: Engine) -> list[dict[str, Any]]:
     return found
 
 
-def app(engine: Engine) -> web.Application:
+def app(engine: Engine, checks: list[ready.Check] | None = None) -> web.Application:
     def as_json(data: Any) -> web.Response:
         return web.Response(text=json.dumps(data, indent=1), content_type="application/json")
 
@@ -75,13 +77,26 @@ def app(engine: Engine) -> web.Application:
     async def networks(_: web.Request) -> web.Response:
         return as_json(networks_view(engine))
 
+    async def readyz(_: web.Request) -> web.Response:
+        wrong = await ready.problems(checks or [])
+        if wrong:
+            return web.Response(status=503, text="not ready:\n" + "\n".join(wrong) + "\n")
+        return web.Response(text="ok\n")
+
     application = web.Application()
-    application.add_routes([web.get("/metrics", metrics), web.get("/nodes", nodes), web.get("/networks", networks)])
+    application.add_routes(
+        [
+            web.get("/metrics", metrics),
+            web.get("/nodes", nodes),
+            web.get("/networks", networks),
+            web.get("/readyz", readyz),
+        ]
+    )
     return application
 
 
-async def serve(engine: Engine, address: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app(engine), access_log=None)
+async def serve(engine: Engine, address: str, port: int, checks: list[ready.Check] | None = None) -> web.AppRunner:
+    runner = web.AppRunner(app(engine, checks), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, address, port).start()
     return runner

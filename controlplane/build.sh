@@ -2,6 +2,8 @@
 # Builds the control plane binaries once into a cache folder keyed by version:
 #   $CONTROLPLANE_CACHE/<kubernetes version>-<helm version>/bin/
 # and prints that bin folder. A second call finds the binaries and returns at once.
+# `build.sh node` also builds what a real node needs (make e2e): kubelet,
+# kube-scheduler and the pod sandbox's pause process.
 # Rebuild: delete that folder (or `make controlplane-clean`) and run it again.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,6 +12,11 @@ helm_version=v3.22.0
 cache=${CONTROLPLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/network-operator/controlplane}
 bin="$cache/$k8s_version-$helm_version/bin"
 tools="etcd kube-apiserver kube-controller-manager kubectl helm"
+case ${1:-} in
+  "") ;;
+  node) tools+=" kube-scheduler kubelet pause" ;;
+  *) echo "usage: $0 [node]" >&2; exit 2 ;;
+esac
 
 missing=""
 for t in $tools; do [ -x "$bin/$t" ] || missing+=" $t"; done
@@ -28,7 +35,7 @@ cd "$here"
 for t in $missing; do
   echo "building $t..." >&2
   case $t in
-    etcd) go build -trimpath -ldflags "-s -w" -o "$bin/.$t.tmp" ./etcd ;;
+    etcd|pause) go build -trimpath -ldflags "-s -w" -o "$bin/.$t.tmp" "./$t" ;;
     helm) GOBIN="$bin/.helm" go install -trimpath \
             -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" "helm.sh/helm/v3/cmd/helm@$helm_version" \
             && mv "$bin/.helm/helm" "$bin/.$t.tmp" && rmdir "$bin/.helm" ;;

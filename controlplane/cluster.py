@@ -30,6 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SERVICE_RANGE = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service: the first address of the range
+SERVICE_NAMES = ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
 # Every write, with who made it, and every request a ServiceAccount makes
 # (with its response code): tests count writes and look for 403s in it.
 AUDIT_POLICY = """\
@@ -108,11 +110,43 @@ def certificates(where: Path, name: str, sans: str, days: int = 30) -> tuple[Pat
     return ca, cert, key
 
 
+def client_certificate(where: Path, name: str, subject: str, days: int = 30) -> tuple[Path, Path]:
+    """A client certificate and key (<name>.crt, <name>.key) for `subject`
+    (e.g. "/O=system:nodes/CN=system:node:n1"), signed by the CA in `where`."""
+    cert, key, csr = where / f"{name}.crt", where / f"{name}.key", where / f"{name}.csr"
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", subject)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(where / "ca.crt"),
+        "-CAkey",
+        str(where / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        str(days),
+        "-out",
+        str(cert),
+    )
+    return cert, key
+
+
 class Cluster:
-    def __init__(self, root: Path, bin_dir: Path | None = None, detach: bool = False) -> None:
+    """The control plane. With `node_ip` it also serves a real node (make e2e):
+    it must then run in a network namespace of its own, where it listens on
+    every address at port 443 (pods reach it at the `kubernetes` Service's
+    address), routes webhooks and `kubectl logs` to that node directly, and
+    adds kube-scheduler and the node-lifecycle controller."""
+
+    def __init__(
+        self, root: Path, bin_dir: Path | None = None, detach: bool = False, node_ip: str | None = None
+    ) -> None:
         self.root = root.resolve()
         self.bin = bin_dir or build()
         self.detach = detach
+        self.node_ip = node_ip
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.token = ""
         self.port = 0
@@ -138,7 +172,7 @@ class Cluster:
         try:
             self._pki()
             etcd_port, peer_port = free_port(), free_port()
-            self.port = free_port()
+            self.port = 443 if self.node_ip else free_port()
             self._spawn(
                 "etcd",
                 [
@@ -155,6 +189,8 @@ class Cluster:
             self._write_kubeconfig()
             self._wait_ready(timeout)
             self._spawn("kube-controller-manager", self._controller_manager_args())
+            if self.node_ip:
+                self._spawn("kube-scheduler", self._scheduler_args())
         except BaseException:
             self.stop(remove=False)
             raise
@@ -163,7 +199,14 @@ class Cluster:
     def _pki(self) -> None:
         pki = self.root / "pki"
         pki.mkdir()
-        certificates(pki, "apiserver", "IP:127.0.0.1,DNS:localhost,IP:10.96.0.1")
+        # Every name a client may use: loopback, the `kubernetes` Service's
+        # address and DNS names (as pods see it), and the node's address.
+        names = ["IP:127.0.0.1", "DNS:localhost", f"IP:{SERVICE_IP}"]
+        names += [f"DNS:{n}" for n in SERVICE_NAMES] + ([f"IP:{self.node_ip}"] if self.node_ip else [])
+        certificates(pki, "apiserver", ",".join(names))
+        if self.node_ip:
+            # How the API server authenticates to the kubelet (logs, exec).
+            client_certificate(pki, "kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client")
         _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
         self.token = secrets.token_hex(16)
         (pki / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')
@@ -173,8 +216,8 @@ class Cluster:
         pki = self.root / "pki"
         return [
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={'0.0.0.0' if self.node_ip else '127.0.0.1'}",
+            f"--advertise-address={self.node_ip or '127.0.0.1'}",
             f"--secure-port={self.port}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -192,6 +235,19 @@ class Cluster:
             "--audit-log-mode=blocking",
             "--profiling=false",
             "--v=0",
+            *self._apiserver_node_args(),
+        ]
+
+    def _apiserver_node_args(self) -> list[str]:
+        if not self.node_ip:
+            return []
+        pki = self.root / "pki"
+        return [
+            # No kube-proxy: dial a webhook's endpoints, not its Service address.
+            "--enable-aggregator-routing=true",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'kubelet-client.key'}",
         ]
 
     def _controller_manager_args(self) -> list[str]:
@@ -203,11 +259,23 @@ class Cluster:
             "--leader-elect=false",
             # Garbage collection, namespace deletion, default ServiceAccounts and
             # their tokens; never node IPAM, which is what the operator does.
-            "--controllers=*,-node-ipam-controller,-node-lifecycle-controller",
+            # The node-lifecycle controller (node Ready taints) only with a node.
+            "--controllers=*,-node-ipam-controller" + ("" if self.node_ip else ",-node-lifecycle-controller"),
             "--allocate-node-cidrs=false",
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=true",
+            "--profiling=false",
+        ]
+
+    def _scheduler_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            "--leader-elect=false",
             "--profiling=false",
         ]
 

@@ -258,8 +258,8 @@ def test_deployment_command_env_and_ports_follow_values(helm: Helm) -> None:
         "http-metrics": 9091,
         "webhook": 9444,
     }
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
     assert {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]} == {
         "/tmp": False,
         "/certs": True,
@@ -477,3 +477,29 @@ def test_install_upgrade_uninstall(cluster: KubeCluster, helm: Helm, namespace: 
             wait_for(f"{args[-1]} to be gone", functools.partial(absent, cluster, *args))
     finally:
         _cleanup(cluster, helm, release, namespace, fullname)
+
+
+def test_pods_can_start_before_the_pod_network(helm: Helm) -> None:
+    """Defaults: NotReady and control-plane nodes tolerated, system-cluster-critical,
+    the pod network; hostNetwork=true: the node's network, cluster DNS if any, no surge."""
+    deployment = only(render(helm), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+    ]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert "hostNetwork" not in pod
+    assert "dnsPolicy" not in pod
+    assert "strategy" not in deployment["spec"]
+    (container,) = pod["containers"]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+
+    host = only(render(helm, "--set", "hostNetwork=true"), "Deployment")
+    assert (host["spec"]["template"]["spec"]["hostNetwork"], host["spec"]["template"]["spec"]["dnsPolicy"]) == (
+        True,
+        "ClusterFirstWithHostNet",
+    )
+    assert host["spec"]["strategy"] == {"type": "Recreate"}
+    two = only(render(helm, "--set", "hostNetwork=true,replicaCount=2"), "Deployment")
+    assert two["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}

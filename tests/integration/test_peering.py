@@ -14,7 +14,6 @@ from pathlib import Path
 import pykube
 import pytest
 
-from controller.config import Config
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     OPERATOR,
@@ -45,8 +44,8 @@ def business_writes(cluster: KubeCluster, namespace: str, account: str, since: f
 def replicas(
     cluster: KubeCluster, namespace: str, peering: str, tmp_path: Path
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Two operator processes, each as its own ServiceAccount, named so that `first` outranks `second`."""
-    names = sorted(["replica-a", "replica-b"], key=lambda n: -Config(pod_name=n).peering_priority)
+    """Two operator processes, each as its own ServiceAccount; `first` starts first, so it outranks `second`."""
+    names = ["replica-a", "replica-b"]
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(account: str) -> None:
