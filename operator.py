@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 import handlers  # registers the Node, NodeSubnet and Network handlers
-from controller import web
+from controller import backoff, web
 from controller.config import Config
 from controller.engine import Engine
 from controller.kube import Api, load_config
@@ -36,6 +36,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.persistence.finalizer = "samplecrd.k8s.io/network-operator"
     # Node events are frequent and cheap; don't let them wait on batching.
     settings.queueing.idle_timeout = 0.5
+    # Kopf's own requests (its watches among them) retry on the operator's
+    # short capped backoff: its default waits up to 21 s between attempts, so
+    # a watch could reconnect that long after the API server is back.
+    settings.networking.error_backoffs = backoff.schedule()
     # The CRD is installed before the operator starts (the chart's crds/), so
     # there is no need to watch CRDs, nor the permission to.
     settings.scanning.disabled = True
@@ -102,6 +106,9 @@ def nodes_cached(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    engine: Engine | None = memo.get("engine")
+    if engine is not None:
+        engine.close()
     http = memo.get("http")
     if http is not None:
         await http.cleanup()

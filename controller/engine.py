@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from controller.feed import Feed
 from controller.kube import Api
 from controller.queue import Key, WorkQueue
+from controller.relist import Relister
 from controller.sync import EventSink, Syncer
 from netpool.cache import NodeCache
 from netpool.overlap import Claim
@@ -38,9 +39,10 @@ class Engine:
         self.api = api
         self.metrics = api.metrics
         self.networks: Index | None = None
-        self.queue = WorkQueue(self._reconcile, self.network_keys, self.metrics)
+        self.queue = WorkQueue(self._reconcile, self.network_keys, self.metrics, logger)
         self.feed = Feed(api, logger, self.queue.request, self.queue.request_all, relist_every)
         self.syncer = Syncer(api, self.feed, self.network, self.claims, post_event, logger)
+        self.relister = Relister(self._relist, logger)
 
     def bind(self, networks: Index) -> None:
         """Kopf hands its indexes to handlers only; handlers pass them on."""
@@ -61,10 +63,26 @@ class Engine:
         await self.queue.request_all(first)
 
     async def node_event(self, name: str, kind: str | None, body: Mapping[str, Any]) -> None:
+        if kind is None:  # Kopf is listing Nodes: what it no longer lists, it will never report
+            self.relister.listed()
         await self.feed.node_event(name, kind, body)
 
     async def record_event(self, kind: str | None, body: Mapping[str, Any]) -> None:
+        if kind is None:
+            self.relister.listed()
         await self.feed.record_event(kind, body)
+
+    async def _relist(self) -> None:
+        """After Kopf's listing: Nodes deleted in a watch gap are released now, not at the next resync."""
+        async with self.queue.lock:
+            ghosts = await self.feed.relist()
+        if ghosts or self.feed.gone:
+            await self.queue.request_all()
+
+    def close(self) -> None:
+        """The operator is stopping: no more retries or re-lists."""
+        self.queue.close()
+        self.relister.close()
 
     async def _reconcile(self, key: Key, full: bool) -> bool:
         return await self.syncer.reconcile(key, full)
