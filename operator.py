@@ -7,7 +7,9 @@ Settings come from environment variables: see controller/config.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +52,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         settings.peering.mandatory = True
         settings.peering.standalone = False
         settings.peering.priority = config.peering_priority
+        # Kopf's default is 60 s, for which a killed active replica blocks the
+        # others; a live one refreshes its record every 1-5 s (lifetime less 5-10 s).
+        settings.peering.lifetime = config.peering_lifetime
         logger.info("peering %r with priority %d", config.peering, config.peering_priority)
     if config.webhook_port:
         settings.admission.server = kopf.WebhookServer(
@@ -71,8 +76,35 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.engine = engine = Engine(api, post_event, log, relist_every=config.resync_seconds / 2)
     # Before any handler runs: nothing is handed out from a partial view.
     await engine.start()
+    _stop_writing_first(engine, logger)
     if config.http_port:
         memo.http = await web.serve(engine, config.http_address, config.http_port)
+
+
+def _stop_writing_first(engine: Engine, logger: kopf.Logger) -> None:
+    """On SIGTERM or SIGINT, stop the engine's writes before Kopf's own shutdown.
+
+    Kopf's shutdown removes this replica from the peering at once, while its
+    handlers may still be in the middle of a reconcile: a standby would start
+    writing alongside. Fenced first, the reconcile fails fast (its queued
+    writes are refused without a request), so the process also exits in
+    seconds in the middle of a burst. asyncio has no public getter for a
+    signal's handler, so Kopf's is read from the loop; without one (Kopf not
+    in the main thread, e.g. under KopfRunner) nothing changes.
+    """
+    loop = asyncio.get_running_loop()
+    installed: dict[int, asyncio.Handle] = getattr(loop, "_signal_handlers", {})
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        kopf_handler = installed.get(sig)
+        if kopf_handler is None:
+            continue
+
+        def stop(sig: signal.Signals = sig, then: asyncio.Handle = kopf_handler) -> None:
+            logger.info("%s: writes stopped; stopping", sig.name)
+            engine.close()
+            then._run()
+
+        loop.add_signal_handler(sig, stop)
 
 
 class _QuietRoutine(logging.Filter):

@@ -12,6 +12,7 @@
 | NETWORK_WEBHOOK_MANAGED | (unset) | a ValidatingWebhookConfiguration for the operator to keep itself (development) |
 | NETWORK_WEBHOOK_HOST | 127.0.0.1 | the host name that configuration points at |
 | NETWORK_PEERING | (unset: as `kopf run` says) | the ClusterKopfPeering to join: with several replicas one is active |
+| NETWORK_PEERING_LIFETIME | 10 | seconds a replica's peering record lasts without keep-alives (failover time) |
 | POD_NAME | host name | this replica's name; its peering priority is derived from it |
 """
 
@@ -37,6 +38,7 @@ class Config:
     webhook_managed: str | None = None
     webhook_host: str = "127.0.0.1"
     peering: str | None = None
+    peering_lifetime: int = 10
     pod_name: str = ""
 
     @classmethod
@@ -59,6 +61,7 @@ class Config:
             webhook_managed=opt("NETWORK_WEBHOOK_MANAGED"),
             webhook_host=env.get("NETWORK_WEBHOOK_HOST", "127.0.0.1"),
             peering=opt("NETWORK_PEERING"),
+            peering_lifetime=int(env.get("NETWORK_PEERING_LIFETIME", "10")),
             pod_name=env.get("POD_NAME") or socket.gethostname(),
         )
 

@@ -80,7 +80,8 @@ class Engine:
             await self.queue.request_all()
 
     def close(self) -> None:
-        """The operator is stopping: no more retries or re-lists."""
+        """The operator is stopping: no more writes, retries or re-lists."""
+        self.api.fence()
         self.queue.close()
         self.relister.close()
 

@@ -42,6 +42,10 @@ def load_config() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(config)
 
 
+class Fenced(RuntimeError):
+    """A write refused because the operator is stopping."""
+
+
 class Api:
     """Raw JSON requests over the official client's authentication and
     connection pool. The generated API methods validate every argument and
@@ -52,6 +56,13 @@ class Api:
         self.client = client
         self.metrics = metrics
         self._threads = concurrent.futures.ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="kube-api")
+        self.fenced = False
+
+    def fence(self) -> None:
+        """Write nothing more: the operator is stopping and another replica may
+        take over at once. Writes already queued for a worker thread fail
+        there without a request; at most CONCURRENCY are in flight."""
+        self.fenced = True
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -66,6 +77,8 @@ class Api:
         content_type: str | None = None,
         accept: str = "application/json",
     ) -> Any:
+        if self.fenced and method != "GET":
+            raise Fenced(f"{method} {path}: the operator is stopping")
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type

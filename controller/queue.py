@@ -46,6 +46,7 @@ class WorkQueue:
         self._failures: dict[Key, int] = {}  # failed reconciles in a row
         self._retries: dict[Key, asyncio.TimerHandle] = {}  # keys waiting for their retry
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def request(self, key: Key, verify: bool = False) -> None:
         """Reconcile `key` now, or make the running reconcile (or the pending retry) go round once more."""
@@ -80,6 +81,8 @@ class WorkQueue:
             self._running.discard(key)
 
     def _retry_later(self, key: Key, error: Exception) -> None:
+        if self._closed:
+            return
         failures = self._failures[key] = self._failures.get(key, 0) + 1
         wait = backoff.delay(failures)
         # The whole traceback once; during an outage a line per retry is enough.
@@ -116,6 +119,7 @@ class WorkQueue:
 
     def close(self) -> None:
         """No more retries: the operator is stopping."""
+        self._closed = True
         for retry in self._retries.values():
             retry.cancel()
         self._retries.clear()
