@@ -8,7 +8,7 @@ CLUSTER_DIR ?= $(CURDIR)/.cluster/default
 PYTEST_ARGS ?=
 BENCH_NODES ?= 1000 5000
 
-.PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench
+.PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench bench-recovery
 
 help:
 	@echo "make run           the operator with a local control plane (or \$$KUBECONFIG) and demo Nodes"
@@ -17,6 +17,7 @@ help:
 	@echo "make cluster-down  stop it and remove CLUSTER_DIR"
 	@echo "make controlplane  build the control plane binaries (once; cached)"
 	@echo "make bench         this operator against kube-controller-manager node IPAM (BENCH_NODES=\"1000 5000\")"
+	@echo "make bench-recovery  recovery times after an API server restart, a watch gap, a lost replica"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -59,3 +60,6 @@ test: lint unit integration
 
 bench: venv controlplane
 	$(BIN)/python bench/nodeipam.py $(BENCH_NODES)
+
+bench-recovery: venv controlplane
+	$(BIN)/python bench/recovery.py

@@ -147,3 +147,10 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     api = memo.get("api")
     if api is not None:
         api.close()
+    # Kopf 1.45 does not close the watch streams of the Node and NodeSubnet
+    # watchers when it stops them in the middle of a burst; each leaves a task
+    # that waits for a pause, and holds the exit for Kopf's 5 s timeout on hung
+    # tasks. Closing the stream would cancel it; do that here.
+    for task in asyncio.all_tasks():
+        if task.get_name().startswith("pause-waiter for "):
+            task.cancel()
