@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from controller import backoff, web
 from controller.config import Config
 from controller.engine import Engine
 from controller.kube import Api, load_config
+from controller.lease import Lease
 from controller.metrics import Metrics
 
 if Config.from_env().webhook_port:
@@ -73,6 +75,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
 
     memo.api = api = Api(load_config(), Metrics())
     log = logging.getLogger("network-operator")
+    if config.lease:
+        identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
+        api.lease = Lease(api.lease_request, config.lease_namespace, config.lease, identity, log)
+        api.lease.start()
     memo.engine = engine = Engine(api, post_event, log, relist_every=config.resync_seconds / 2)
     # Before any handler runs: nothing is handed out from a partial view.
     await engine.start()
@@ -93,6 +99,7 @@ def _stop_writing_first(engine: Engine, logger: kopf.Logger) -> None:
     in the main thread, e.g. under KopfRunner) nothing changes.
     """
     loop = asyncio.get_running_loop()
+    stopping: set[asyncio.Task[None]] = set()
     installed: dict[int, asyncio.Handle] = getattr(loop, "_signal_handlers", {})
     for sig in (signal.SIGTERM, signal.SIGINT):
         kopf_handler = installed.get(sig)
@@ -102,6 +109,8 @@ def _stop_writing_first(engine: Engine, logger: kopf.Logger) -> None:
         def stop(sig: signal.Signals = sig, then: asyncio.Handle = kopf_handler) -> None:
             logger.info("%s: writes stopped; stopping", sig.name)
             engine.close()
+            if engine.api.lease is not None:
+                stopping.add(loop.create_task(engine.api.lease.stop(), name="give the Lease back"))
             then._run()
 
         loop.add_signal_handler(sig, stop)
@@ -141,6 +150,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     engine: Engine | None = memo.get("engine")
     if engine is not None:
         engine.close()
+        if engine.api.lease is not None:
+            await engine.api.lease.stop()
     http = memo.get("http")
     if http is not None:
         await http.cleanup()

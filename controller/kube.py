@@ -18,6 +18,7 @@ from typing import Any, cast
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from controller.lease import Lease
 from controller.metrics import Metrics
 
 GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
@@ -57,6 +58,7 @@ class Api:
         self.metrics = metrics
         self._threads = concurrent.futures.ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="kube-api")
         self.fenced = False
+        self.lease: Lease | None = None  # with several replicas: held while writing (controller/lease.py)
 
     def fence(self) -> None:
         """Write nothing more: the operator is stopping and another replica may
@@ -76,9 +78,12 @@ class Api:
         body: Any = None,
         content_type: str | None = None,
         accept: str = "application/json",
+        fence: bool = True,
     ) -> Any:
-        if self.fenced and method != "GET":
-            raise Fenced(f"{method} {path}: the operator is stopping")
+        # Checked in the worker thread, just before the request: a write queued
+        # behind others must not go out once the operator stopped or lost the Lease.
+        if fence and method != "GET" and (self.fenced or (self.lease is not None and not self.lease.valid())):
+            raise Fenced(f"{method} {path}: the operator is stopping or does not hold the Lease")
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
@@ -96,6 +101,12 @@ class Api:
     ) -> Any:
         """One request in a worker thread; None if it fails with the `expected`
         status (by default 404: the object is gone)."""
+        if write and self.lease is not None and kwargs.get("fence", True):
+            async with self.lease.writing():
+                return await self._send(resource, write, method, path, expected, **kwargs)
+        return await self._send(resource, write, method, path, expected, **kwargs)
+
+    async def _send(self, resource: str, write: bool, method: str, path: str, expected: int, **kwargs: Any) -> Any:
         if write:
             self.metrics.api_writes.labels(resource).inc()
         try:
@@ -106,6 +117,16 @@ class Api:
                 return None
             self.metrics.api_errors.labels(resource, str(e.status)).inc()
             raise
+
+    async def lease_request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | str | None:
+        """The Lease's own calls: never fenced; None for 404, "conflict" for 409."""
+        try:
+            answer = await self._call("leases", method != "GET", method, path, body=body, fence=False)
+        except ApiException as e:
+            if e.status == 409:
+                return "conflict"
+            raise
+        return cast(dict[str, Any] | None, answer)
 
     async def annotate_node(self, node: str, key: str, value: str | None) -> bool:
         """Set (or with None, remove) one annotation; False if the node is gone."""

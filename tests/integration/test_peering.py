@@ -73,6 +73,8 @@ def replicas(
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "NETWORK_PEERING": peering,
+            "NETWORK_LEASE": "network-operator",
+            "NETWORK_LEASE_NAMESPACE": namespace,
             "POD_NAME": account,
             "NETWORK_HTTP_PORT": "0",
             # Only the hand-over can serve new Nodes in these tests.
