@@ -124,7 +124,7 @@ class Lease:
         if holder and holder != self.identity:
             self._observe(lease, sent)  # renewed since we last looked: a full duration again
             assert self._seen is not None
-            if sent - self._seen[1] < int(spec.get("leaseDurationSeconds") or DURATION):
+            if sent - self._seen[1] < float(spec.get("leaseDurationSeconds") or DURATION):
                 return False
         lease["spec"] = self._spec(spec)
         made = await self._request("PUT", self.path, lease)  # the resourceVersion makes it a compare-and-swap
