@@ -174,11 +174,20 @@ class Lease:
         if self._renewed is None or self._object is None:
             return
         self._renewed = None
-        lease, self._object = self._object, None
-        lease["spec"] = {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": _now()}
-        with contextlib.suppress(Exception):  # then it expires by itself
-            await self._request("PUT", self.path, lease)
-        self.logger.info("released Lease %s", self.name)
+        lease: dict[str, Any] | str | None = self._object
+        self._object = None
+        for _ in range(3):  # a renewal cut short may have changed it meanwhile: read it again
+            if not isinstance(lease, dict) or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                return
+            lease["spec"] = {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": _now()}
+            try:
+                if await self._request("PUT", self.path, lease) != "conflict":
+                    self.logger.info("released Lease %s", self.name)
+                    return
+                lease = await self._request("GET", self.path, None)
+            except Exception as e:  # then it expires by itself
+                self.logger.warning("releasing Lease %s failed: %s", self.name, e)
+                return
 
     async def stop(self, wait: float = 2.0) -> None:
         """The operator is stopping: no more writes; once those in flight are done, give the Lease back."""

@@ -125,3 +125,20 @@ def test_stop_refuses_writes_and_gives_the_lease_back() -> None:
                 pass
 
     asyncio.run(run())
+
+
+def test_a_lease_changed_behind_our_back_is_still_given_back() -> None:
+    """A renewal cut short by the stop may have reached the API server: the
+    release then meets a newer resourceVersion, reads it again and retries."""
+    api = FakeApi()
+
+    async def run() -> None:
+        me = make(api, "me")
+        async with me.writing():
+            pass
+        api.hold("me")  # a newer version, still ours
+        await me.stop()
+        assert api.obj is not None
+        assert api.obj["spec"]["holderIdentity"] is None
+
+    asyncio.run(run())
