@@ -42,8 +42,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.queueing.idle_timeout = 0.5
     # Kopf's own requests (its watches among them) retry on the operator's
     # short capped backoff: its default waits up to 21 s between attempts, so
-    # a watch could reconnect that long after the API server is back.
-    settings.networking.error_backoffs = backoff.schedule()
+    # a watch could reconnect that long after the API server is back. About
+    # 35 s in all, then the caller retries (a watch reconnects, a handler is
+    # retried); longer would hold up a stopping operator's last keep-alive.
+    settings.networking.error_backoffs = backoff.schedule(30)
     # The CRD is installed before the operator starts (the chart's crds/), so
     # there is no need to watch CRDs, nor the permission to.
     settings.scanning.disabled = True
