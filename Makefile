@@ -14,7 +14,7 @@ NODE_PACKAGES := containerd runc containernetworking-plugins buildah mmdebstrap 
 E2E_ARGS    ?=
 
 .PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench \
-	e2e e2e-packages e2e-clean
+	e2e e2e-packages e2e-clean bench-recovery
 
 help:
 	@echo "make run           the operator with a local control plane (or \$$KUBECONFIG) and demo Nodes"
@@ -25,6 +25,7 @@ help:
 	@echo "make cluster-down  stop it and remove CLUSTER_DIR"
 	@echo "make controlplane  build the control plane binaries (once; cached)"
 	@echo "make bench         this operator against kube-controller-manager node IPAM (BENCH_NODES=\"1000 5000\")"
+	@echo "make bench-recovery  recovery times after an API server restart, a watch gap, a lost replica"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -90,3 +91,6 @@ e2e-clean:
 
 bench: venv controlplane
 	$(BIN)/python bench/nodeipam.py $(BENCH_NODES)
+
+bench-recovery: venv controlplane
+	$(BIN)/python bench/recovery.py

@@ -7,17 +7,21 @@ Settings come from environment variables: see controller/config.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 import handlers  # registers the Node, NodeSubnet and Network handlers
-from controller import ready, web
+from controller import backoff, ready, web
 from controller.config import Config
 from controller.engine import Engine
 from controller.kube import Api, load_config
+from controller.lease import Lease
 from controller.login import in_cluster
 from controller.metrics import Metrics
 
@@ -37,6 +41,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.persistence.finalizer = "samplecrd.k8s.io/network-operator"
     # Node events are frequent and cheap; don't let them wait on batching.
     settings.queueing.idle_timeout = 0.5
+    # Kopf's own requests (its watches among them) retry on the operator's
+    # short capped backoff: its default waits up to 21 s between attempts, so
+    # a watch could reconnect that long after the API server is back. About
+    # 35 s in all, then the caller retries (a watch reconnects, a handler is
+    # retried); longer would hold up a stopping operator's last keep-alive.
+    settings.networking.error_backoffs = backoff.schedule(30)
     # The CRD is installed before the operator starts (the chart's crds/), so
     # there is no need to watch CRDs, nor the permission to.
     settings.scanning.disabled = True
@@ -47,6 +57,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         settings.peering.mandatory = True
         settings.peering.standalone = False
         settings.peering.priority = config.peering_priority
+        # Kopf's default is 60 s, for which a killed active replica blocks the
+        # others; a live one refreshes its record every 1-5 s (lifetime less 5-10 s).
+        settings.peering.lifetime = config.peering_lifetime
         logger.info("peering %r with priority %d", config.peering, config.peering_priority)
     if config.webhook_port:
         settings.admission.server = kopf.WebhookServer(
@@ -65,14 +78,48 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
 
     memo.api = api = Api(load_config(), Metrics())
     log = logging.getLogger("network-operator")
+    if config.lease:
+        identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
+        api.lease = Lease(api.lease_request, config.lease_namespace, config.lease, identity, log)
+        api.lease.start()
     memo.engine = engine = Engine(api, post_event, log, relist_every=config.relist_seconds)
     # Before any handler runs: nothing is handed out from a partial view.
     await engine.start()
+    _stop_writing_first(engine, logger)
     if config.http_port:
         checks = [ready.api_answers(api)]
         if config.webhook_port:
             checks.append(ready.webhook_answers(config.webhook_address, config.webhook_port))
         memo.http = await web.serve(engine, config.http_address, config.http_port, checks)
+
+
+def _stop_writing_first(engine: Engine, logger: kopf.Logger) -> None:
+    """On SIGTERM or SIGINT, stop the engine's writes before Kopf's own shutdown.
+
+    Kopf's shutdown removes this replica from the peering at once, while its
+    handlers may still be in the middle of a reconcile: a standby would start
+    writing alongside. Fenced first, the reconcile fails fast (its queued
+    writes are refused without a request), so the process also exits in
+    seconds in the middle of a burst. asyncio has no public getter for a
+    signal's handler, so Kopf's is read from the loop; without one (Kopf not
+    in the main thread, e.g. under KopfRunner) nothing changes.
+    """
+    loop = asyncio.get_running_loop()
+    stopping: set[asyncio.Task[None]] = set()
+    installed: dict[int, asyncio.Handle] = getattr(loop, "_signal_handlers", {})
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        kopf_handler = installed.get(sig)
+        if kopf_handler is None:
+            continue
+
+        def stop(sig: signal.Signals = sig, then: asyncio.Handle = kopf_handler) -> None:
+            logger.info("%s: writes stopped; stopping", sig.name)
+            engine.close()
+            if engine.api.lease is not None:
+                stopping.add(loop.create_task(engine.api.lease.stop(), name="give the Lease back"))
+            then._run()
+
+        loop.add_signal_handler(sig, stop)
 
 
 class _QuietRoutine(logging.Filter):
@@ -112,9 +159,21 @@ def nodes_cached(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    engine: Engine | None = memo.get("engine")
+    if engine is not None:
+        engine.close()
+        if engine.api.lease is not None:
+            await engine.api.lease.stop()
     http = memo.get("http")
     if http is not None:
         await http.cleanup()
     api = memo.get("api")
     if api is not None:
         api.close()
+    # Kopf 1.45 does not close the watch streams of the Node and NodeSubnet
+    # watchers when it stops them in the middle of a burst; each leaves a task
+    # that waits for a pause, and holds the exit for Kopf's 5 s timeout on hung
+    # tasks. Closing the stream would cancel it; do that here.
+    for task in asyncio.all_tasks():
+        if task.get_name().startswith("pause-waiter for "):
+            task.cancel()

@@ -13,6 +13,9 @@
 | NETWORK_WEBHOOK_MANAGED | (unset) | a ValidatingWebhookConfiguration for the operator to keep itself (development) |
 | NETWORK_WEBHOOK_HOST | 127.0.0.1 | the host name that configuration points at |
 | NETWORK_PEERING | (unset: as `kopf run` says) | the ClusterKopfPeering to join: with several replicas one is active |
+| NETWORK_PEERING_LIFETIME | 10 | seconds a replica's peering record lasts without keep-alives (failover time) |
+| NETWORK_LEASE | (unset: none) | the Lease a replica must hold to write (controller/lease.py) |
+| NETWORK_LEASE_NAMESPACE | $POD_NAMESPACE, else default | where that Lease is |
 | POD_NAME | host name | this replica's name; breaks ties between peering priorities |
 """
 
@@ -54,6 +57,9 @@ class Config:
     webhook_managed: str | None = None
     webhook_host: str = "127.0.0.1"
     peering: str | None = None
+    peering_lifetime: int = 10
+    lease: str | None = None
+    lease_namespace: str = "default"
     pod_name: str = ""
     started: float = 0.0  # seconds since the epoch
 
@@ -78,6 +84,9 @@ class Config:
             webhook_managed=opt("NETWORK_WEBHOOK_MANAGED"),
             webhook_host=env.get("NETWORK_WEBHOOK_HOST", "127.0.0.1"),
             peering=opt("NETWORK_PEERING"),
+            peering_lifetime=int(env.get("NETWORK_PEERING_LIFETIME", "10")),
+            lease=opt("NETWORK_LEASE"),
+            lease_namespace=opt("NETWORK_LEASE_NAMESPACE") or opt("POD_NAMESPACE") or "default",
             pod_name=env.get("POD_NAME") or socket.gethostname(),
             started=process_started(),
         )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from controller.feed import Feed
 from controller.kube import Api
 from controller.queue import Key, WorkQueue
+from controller.relist import Relister
 from controller.sync import EventSink, Syncer
 from netpool import annotation
 from netpool.cache import NodeCache
@@ -45,10 +46,11 @@ class Engine:
         self.api = api
         self.metrics = api.metrics
         self.networks: Index | None = None
-        self.queue = WorkQueue(self._reconcile, self.network_keys, self.metrics)
+        self.queue = WorkQueue(self._reconcile, self.network_keys, self.metrics, logger)
         self.feed = Feed(api, logger, self.queue.request, self.affected, relist_every)
         self._parsed: dict[Key, _Parsed] = {}
         self.syncer = Syncer(api, self.feed, self.network, self.claims, post_event, logger)
+        self.relister = Relister(self._relist, logger)
 
     def bind(self, networks: Index) -> None:
         """Kopf hands its indexes to handlers only; handlers pass them on."""
@@ -69,10 +71,27 @@ class Engine:
         await self.queue.request_all(first)
 
     async def node_event(self, name: str, kind: str | None, body: Mapping[str, Any]) -> None:
+        if kind is None:  # Kopf is listing Nodes: what it no longer lists, it will never report
+            self.relister.listed()
         await self.feed.node_event(name, kind, body)
 
     async def record_event(self, kind: str | None, body: Mapping[str, Any]) -> None:
+        if kind is None:
+            self.relister.listed()
         await self.feed.record_event(kind, body)
+
+    async def _relist(self) -> None:
+        """After Kopf's listing: Nodes deleted in a watch gap are released now, not at the next resync."""
+        async with self.queue.lock:
+            ghosts = await self.feed.relist()
+        if ghosts or self.feed.gone:
+            await self.queue.request_all()
+
+    def close(self) -> None:
+        """The operator is stopping: no more writes, retries or re-lists."""
+        self.api.fence()
+        self.queue.close()
+        self.relister.close()
 
     async def _reconcile(self, key: Key, full: bool) -> bool:
         return await self.syncer.reconcile(key, full)

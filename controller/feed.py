@@ -61,8 +61,9 @@ class Feed:
         more = f" ... and {len(names) - _LOGGED_NODES} more" if len(names) > _LOGGED_NODES else ""
         self.logger.info("nodelist (%d): %s%s", len(names), ", ".join(names[:_LOGGED_NODES]), more)
 
-    async def relist(self) -> None:
-        """Take the API's truth. Called under the workqueue's lock, so no write of ours is in flight."""
+    async def relist(self) -> list[str]:
+        """Take the API's truth; returns the Nodes dropped as gone (ghosts).
+        Called under the workqueue's lock, so no write of ours is in flight."""
         self._listed_at = time.monotonic()
         started = self.nodes.now()
         # NodeSubnets first: a Node listed after them and missing is really gone.
@@ -87,6 +88,7 @@ class Feed:
         self.metrics.nodes.set(len(self.nodes))
         if ghosts:
             self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
+        return ghosts
 
     async def relist_if_due(self) -> None:
         """One pair of LISTs serves every Network's resync in the same period."""

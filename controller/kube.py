@@ -21,6 +21,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from controller import login
+from controller.lease import Lease
 from controller.metrics import Metrics
 
 GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
@@ -63,6 +64,10 @@ def _refresh_token(pod: login.InCluster, every: float = 60) -> Callable[[kuberne
     return refresh
 
 
+class Fenced(RuntimeError):
+    """A write refused because the operator is stopping."""
+
+
 class Api:
     """Raw JSON requests over the official client's authentication and
     connection pool. The generated API methods validate every argument and
@@ -73,6 +78,14 @@ class Api:
         self.client = client
         self.metrics = metrics
         self._threads = concurrent.futures.ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="kube-api")
+        self.fenced = False
+        self.lease: Lease | None = None  # with several replicas: held while writing (controller/lease.py)
+
+    def fence(self) -> None:
+        """Write nothing more: the operator is stopping and another replica may
+        take over at once. Writes already queued for a worker thread fail
+        there without a request; at most CONCURRENCY are in flight."""
+        self.fenced = True
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -87,7 +100,12 @@ class Api:
         content_type: str | None = None,
         accept: str = "application/json",
         timeout: float | None = None,
+        fence: bool = True,
     ) -> Any:
+        # Checked in the worker thread, just before the request: a write queued
+        # behind others must not go out once the operator stopped or lost the Lease.
+        if fence and method != "GET" and (self.fenced or (self.lease is not None and not self.lease.valid())):
+            raise Fenced(f"{method} {path}: the operator is stopping or does not hold the Lease")
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
@@ -105,6 +123,12 @@ class Api:
     ) -> Any:
         """One request in a worker thread; None if it fails with the `expected`
         status (by default 404: the object is gone)."""
+        if write and self.lease is not None and kwargs.get("fence", True):
+            async with self.lease.writing():
+                return await self._send(resource, write, method, path, expected, **kwargs)
+        return await self._send(resource, write, method, path, expected, **kwargs)
+
+    async def _send(self, resource: str, write: bool, method: str, path: str, expected: int, **kwargs: Any) -> Any:
         if write:
             self.metrics.api_writes.labels(resource).inc()
         try:
@@ -121,6 +145,16 @@ class Api:
         call = functools.partial(self._request, "GET", "/version", timeout=within)
         loop = asyncio.get_running_loop()
         return cast(dict[str, Any], await asyncio.wait_for(loop.run_in_executor(self._threads, call), within))
+
+    async def lease_request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | str | None:
+        """The Lease's own calls: never fenced; None for 404, "conflict" for 409."""
+        try:
+            answer = await self._call("leases", method != "GET", method, path, body=body, fence=False)
+        except ApiException as e:
+            if e.status == 409:
+                return "conflict"
+            raise
+        return cast(dict[str, Any] | None, answer)
 
     async def annotate_node(self, node: str, key: str, value: str | None) -> bool:
         """Set (or with None, remove) one annotation; False if the node is gone."""

@@ -12,6 +12,7 @@ Standard library only, so the Makefile can run it before any virtualenv exists.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import json
@@ -150,6 +151,7 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.token = ""
         self.port = 0
+        self.etcd_port = 0
 
     @property
     def kubeconfig(self) -> Path:
@@ -173,6 +175,7 @@ class Cluster:
             self._pki()
             etcd_port, peer_port = free_port(), free_port()
             self.port = 443 if self.node_ip else free_port()
+            self.etcd_port = etcd_port
             self._spawn(
                 "etcd",
                 [
@@ -343,6 +346,53 @@ class Cluster:
                     return
             time.sleep(0.2)
         raise TimeoutError(f"kube-apiserver not ready after {timeout}s; see {self.root}/kube-apiserver.log")
+
+    # --- faults (tests) -----------------------------------------------------
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process of the control plane (e.g. "kube-apiserver") and reap it."""
+        proc = self.procs.pop(name)
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def start_apiserver(self, timeout: float = 60) -> None:
+        """Start kube-apiserver again, on the same port and etcd, after `kill`.
+        kube-controller-manager exits if the API server vanishes while it is
+        still starting its controllers: then it is started again too."""
+        self._spawn("kube-apiserver", self._apiserver_args(self.etcd_port))
+        dead = [name for name, proc in self.procs.items() if proc.poll() is not None]
+        for name in dead:
+            del self.procs[name]
+        self._wait_ready(timeout)
+        if "kube-controller-manager" in dead:
+            self.start_controller_manager()
+
+    def start_controller_manager(self) -> None:
+        self._spawn("kube-controller-manager", self._controller_manager_args())
+
+    def etcd(self, method: str, body: dict[str, object]) -> dict[str, object]:
+        """One call to etcd's JSON API (its gRPC gateway), e.g. ("kv/range", {...})."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.etcd_port}/v3/{method}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            answer: dict[str, object] = json.loads(resp.read())
+            return answer
+
+    def etcd_delete(self, key: str) -> int:
+        """Delete one key in etcd behind the API server's back; how many were deleted."""
+        answer = self.etcd("kv/deleterange", {"key": base64.b64encode(key.encode()).decode()})
+        return int(str(answer.get("deleted", 0)))
+
+    def compact(self) -> int:
+        """Compact etcd's history up to its current revision, which it returns:
+        a watch that resumes from an older resourceVersion gets 410 Gone."""
+        header = self.etcd("kv/range", {"key": base64.b64encode(b"/").decode(), "limit": 1})["header"]
+        revision = int(str(header["revision"]))  # type: ignore[index]
+        self.etcd("kv/compaction", {"revision": revision, "physical": True})
+        return revision
 
     # --- stop ---------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import kopf
 
+from controller import backoff
 from controller.config import Config
 from controller.engine import Engine, Key
 from controller.kube import GROUP, PLURAL, VERSION
@@ -40,7 +41,17 @@ async def reconcile(namespace: str | None, name: str, memo: kopf.Memo, **kwargs:
     await engine_of(memo, kwargs).request_all(first=(namespace or "", name))
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, id="resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+# A failed reconcile is retried by the engine's workqueue on its short
+# backoff, whatever asked for it; `backoff` only covers a failure before that.
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    id="resync",
+    interval=RESYNC_SECONDS,
+    initial_delay=RESYNC_SECONDS,
+    backoff=backoff.START,
+)
 async def resync(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     await engine_of(memo, kwargs).request((namespace or "", name), verify=True)
 
@@ -51,10 +62,15 @@ async def delete(
     name: str,
     memo: kopf.Memo,
     logger: kopf.Logger,
+    retry: int,
     **kwargs: Any,
 ) -> None:
     engine = engine_of(memo, kwargs)
-    released = await engine.release((namespace or "", name))
+    try:
+        released = await engine.release((namespace or "", name))
+    except Exception as e:
+        # Kopf's default would wait 60 s; the finalizer holds the Network meanwhile.
+        raise kopf.TemporaryError(f"release failed: {e}", delay=backoff.delay(retry + 1)) from e
     logger.info("released %d node subnets", released)
     # A younger Network this one overlapped may now be served.
     await engine.request_all()

@@ -38,11 +38,10 @@ RULES = [
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
-PEERING_RULE = {
-    "apiGroups": ["kopf.dev"],
-    "resources": ["clusterkopfpeerings"],
-    "verbs": ["get", "list", "watch", "patch"],
-}
+PEERING_RULES = [
+    {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+]
 
 Helm = Callable[..., subprocess.CompletedProcess[str]]
 Doc = dict[str, Any]
@@ -209,7 +208,7 @@ def test_bad_values_are_rejected(helm: Helm, setting: str, named: str) -> None:
 
 def test_cluster_role_has_exactly_the_needed_rules(helm: Helm) -> None:
     role = only(render(helm), "ClusterRole")
-    assert role["rules"] == [*RULES, PEERING_RULE]
+    assert role["rules"] == [*RULES, *PEERING_RULES]
     for rule in role["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert not any("*" in item for item in rule[field]), rule
@@ -249,6 +248,8 @@ def test_deployment_command_env_and_ports_follow_values(helm: Helm) -> None:
         "NETWORK_WEBHOOK_CERT": "/certs/tls.crt",
         "NETWORK_WEBHOOK_KEY": "/certs/tls.key",
         "NETWORK_PEERING": "meet",
+        "NETWORK_LEASE": "meet",
+        "NETWORK_LEASE_NAMESPACE": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         "POD_NAME": {"fieldRef": {"fieldPath": "metadata.name"}},
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
@@ -279,6 +280,7 @@ def test_without_webhook_and_peering(helm: Helm) -> None:
     env = _env(container)
     assert not [k for k in env if k.startswith("NETWORK_WEBHOOK_")]
     assert "NETWORK_PEERING" not in env
+    assert "NETWORK_LEASE" not in env
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
     assert [p["name"] for p in only(docs, "Service")["spec"]["ports"]] == ["http-metrics"]
 
@@ -426,7 +428,7 @@ def test_install_upgrade_uninstall(cluster: KubeCluster, helm: Helm, namespace: 
         secret = get_json(cluster, "-n", namespace, f"secret/{fullname}-webhook-tls")
         assert secret["type"] == "kubernetes.io/tls"
         role = get_json(cluster, f"clusterrole/{fullname}")
-        assert role["rules"] == [*RULES, PEERING_RULE]
+        assert role["rules"] == [*RULES, *PEERING_RULES]
         binding = get_json(cluster, f"clusterrolebinding/{fullname}")
         assert binding["roleRef"]["name"] == fullname
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": fullname, "namespace": namespace}]

@@ -1,15 +1,18 @@
 """Several replicas, one writer: two operators in one Kopf peering; exactly one
-writes, and stopping it hands the work to the other."""
+writes, and stopping or killing it hands the work to the other."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pykube
 import pytest
@@ -22,22 +25,37 @@ from tests.integration.support import (
     chart_rules,
     make_network,
     network_ready_with,
+    node_subnets,
+    record_subnets,
     service_account_kubeconfig,
     wait_for,
     wait_subnets,
 )
+from tests.integration.test_records import make_nodes
 
 KOPF = str(Path(sys.executable).parent / "kopf")
 
 
-def business_writes(cluster: KubeCluster, namespace: str, account: str, since: float) -> list[str]:
-    """What the replica wrote to Nodes, NodeSubnets, Networks and their status (not its peering keep-alive)."""
+def _business(cluster: KubeCluster, namespace: str, account: str, since: float) -> list[dict[str, Any]]:
     return [
-        f"{e['verb']} {e['requestURI']}"
+        e
         for e in audit_entries(cluster, f"system:serviceaccount:{namespace}:{account}", since)
         if e["verb"] in ("create", "update", "patch", "delete")
         and any(part in e["requestURI"] for part in ("/nodes/", "/networks/", "/nodesubnets", "/events"))
     ]
+
+
+def business_writes(cluster: KubeCluster, namespace: str, account: str, since: float) -> list[str]:
+    """What the replica wrote to Nodes, NodeSubnets, Networks and their status (not its peering keep-alive)."""
+    return [f"{e['verb']} {e['requestURI']}" for e in _business(cluster, namespace, account, since)]
+
+
+def write_times(cluster: KubeCluster, namespace: str, account: str, since: float) -> list[float]:
+    """When the API server received each of those writes."""
+    return sorted(
+        datetime.datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+        for e in _business(cluster, namespace, account, since)
+    )
 
 
 @pytest.fixture
@@ -54,8 +72,12 @@ def replicas(
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "NETWORK_PEERING": peering,
+            "NETWORK_LEASE": "network-operator",
+            "NETWORK_LEASE_NAMESPACE": namespace,
             "POD_NAME": account,
             "NETWORK_HTTP_PORT": "0",
+            # Only the hand-over can serve new Nodes in these tests.
+            "NETWORK_RESYNC_SECONDS": "600",
         }
         log = (tmp_path / f"{account}.log").open("wb")
         procs[account] = subprocess.Popen([KOPF, "run", "-A", OPERATOR], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -103,3 +125,53 @@ def test_one_replica_writes_and_hands_over_when_stopped(
     print(f"\nhand-over after a clean stop: n2 served {took:.1f}s later")
     assert business_writes(cluster, namespace, standby, handed)
     assert business_writes(cluster, namespace, active, handed) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_the_active_replica_killed_or_stopped_in_the_middle_of_a_burst(
+    cluster: KubeCluster,
+    api: pykube.HTTPClient,
+    namespace: str,
+    replicas: dict[str, subprocess.Popen[bytes]],
+    sig: signal.Signals,
+) -> None:
+    """SIGKILL: no clean exit; the standby takes over once the killed
+    replica's peering record and Lease expire. SIGTERM: the active replica
+    stops writing, gives both back and exits cleanly. Either way the standby
+    finishes the burst: no duplicate, no Node whose subnet moved, and the two
+    never wrote at once."""
+    if cluster.local is None:
+        pytest.fail("reads the audit log of the control plane built here: run without $KUBECONFIG")
+    active = next(n for n, p in replicas.items() if p is replicas["first"] and n != "first")
+    standby = next(n for n, p in replicas.items() if p is replicas["second"] and n != "second")
+    time.sleep(3)  # both see each other in the peering before there is work
+    since = time.time()
+    make_network(api, namespace, "burst", {"cidr": "10.0.0.0/8"})
+    total = 1000
+    creator = threading.Thread(target=make_nodes, args=(cluster, [f"b-{i:04d}" for i in range(total)]), daemon=True)
+    creator.start()
+
+    def served(at_least: int) -> Callable[[], dict[str, str] | None]:
+        def check() -> dict[str, str] | None:
+            subnets = node_subnets(api, namespace, "burst")
+            return subnets if len(subnets) >= at_least else None
+
+        return check
+
+    before = wait_for("part of the burst served", served(100), timeout=120, interval=0.1)
+    replicas["first"].send_signal(sig)
+    killed = time.time()
+    code = replicas["first"].wait(timeout=60)
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0)
+    creator.join(timeout=120)
+    after = wait_for("every Node served by the standby", served(total), timeout=180, interval=1)
+    assert len(set(after.values())) == total  # no subnet on two Nodes
+    assert {n: after[n] for n in before} == before  # no subnet moved
+    assert record_subnets(api, namespace, "burst") == after  # one record per Node, equal to its annotation
+    by_active = write_times(cluster, namespace, active, since)
+    by_standby = write_times(cluster, namespace, standby, since)
+    assert by_active
+    assert by_standby
+    assert by_active[-1] < by_standby[0], "both replicas wrote at once"
+    print(f"\nfailover after {sig.name}: the standby's first write {by_standby[0] - killed:.1f}s later")

@@ -32,7 +32,13 @@ def lifecycle(api: pykube.HTTPClient, namespace: str, make_node: NodeFactory, ku
     make_node("n0")
     make_node("n1")
     make_network(api, namespace, "life", {"cidr": "10.150.0.0/16"})
-    env = {"KUBECONFIG": str(kubeconfig), "NETWORK_PEERING": peering, "POD_NAME": "rbac-test"}
+    env = {
+        "KUBECONFIG": str(kubeconfig),
+        "NETWORK_PEERING": peering,
+        "NETWORK_LEASE": "rbac-test",
+        "NETWORK_LEASE_NAMESPACE": namespace,
+        "POD_NAME": "rbac-test",
+    }
     with running_operator(env=env):
         wait_for("ready", network_ready_with(api, namespace, "life", "True", "Allocated"), timeout=15)
         make_node("n2")
@@ -73,7 +79,7 @@ def test_the_chart_role_runs_the_lifecycle_without_a_403(
 
 
 @pytest.mark.parametrize(
-    "dropped", range(6), ids=["nodes", "networks", "networks-status", "nodesubnets", "events", "peerings"]
+    "dropped", range(7), ids=["nodes", "networks", "networks-status", "nodesubnets", "events", "peerings", "leases"]
 )
 def test_every_rule_of_the_chart_role_is_needed(
     cluster: KubeCluster,
@@ -87,7 +93,7 @@ def test_every_rule_of_the_chart_role_is_needed(
     if cluster.local is None:
         pytest.skip("reads the audit log of the control plane built here")
     rules = chart_rules(cluster)
-    assert len(rules) == 6
+    assert len(rules) == 7
     del rules[dropped]
     since = time.time()
     kubeconfig = service_account_kubeconfig(cluster, namespace, "operator", rules, tmp_path)

@@ -223,7 +223,17 @@ def test_five_thousand_nodes_keep_the_network_small_and_a_restart_writes_nothing
     make_nodes(cluster, [f"s-{i:04d}" for i in range(5)])
     make_network(api, namespace, "big", {"cidr": "10.0.0.0/8"})
     with running_operator():
-        small = wait_network(api, namespace, "big", "5 allocated", lambda n: n.get("status", {}).get("allocated") == 5)
+        # Kopf records the handled spec after the handler that wrote the status returns.
+        small = wait_network(
+            api,
+            namespace,
+            "big",
+            "5 allocated, and the create handled",
+            lambda n: (
+                n.get("status", {}).get("allocated") == 5
+                and "samplecrd.k8s.io/last-handled-configuration" in n["metadata"].get("annotations", {})
+            ),
+        )
         make_nodes(cluster, [f"s-{i:04d}" for i in range(5, total)])
         large = wait_network(
             api,

@@ -124,7 +124,11 @@ def test_metrics_nodes_and_networks_report_what_the_api_shows(
             for s in family.samples
         }
         nodes = json.loads(_get(port, "/nodes"))
-        networks = json.loads(_get(port, "/networks"))
+        # Served from Kopf's index, which sees the status a moment after the API does.
+        networks = wait_for(
+            "the index to show both statuses",
+            lambda: (found := json.loads(_get(port, "/networks"))) and all(n["ready"] for n in found) and found,
+        )
 
     def metric(name: str, net: str) -> float:
         return metrics[(name, (("namespace", namespace), ("network", net)))]

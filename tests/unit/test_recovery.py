@@ -1,0 +1,98 @@
+"""The workqueue's retries and the re-list after Kopf's listing, on a fake clock-free loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from controller import backoff, relist
+from controller.metrics import Metrics
+from controller.queue import Key, WorkQueue
+from controller.relist import Relister
+
+KEY: Key = ("ns", "net")
+
+
+def test_backoff_starts_short_doubles_and_is_capped() -> None:
+    assert [backoff.delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 10, 10, 10]
+    assert backoff.schedule(60) == (1, 2, 4, 8, 10, 10, 10, 10, 10)
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries after milliseconds, not seconds."""
+    monkeypatch.setattr(backoff, "delay", lambda failures: 0.01 * failures)
+    monkeypatch.setattr(relist, "SETTLE_SECONDS", 0.01)
+
+
+@pytest.mark.usefixtures("fast")
+def test_a_failed_reconcile_is_retried_until_it_succeeds_and_requests_meanwhile_wait() -> None:
+    calls: list[bool] = []
+
+    async def reconcile(key: Key, full: bool) -> bool:
+        calls.append(full)
+        if len(calls) <= 2:
+            raise ConnectionError("the API server is down")
+        return False
+
+    async def run() -> WorkQueue:
+        q = WorkQueue(reconcile, lambda: [KEY], Metrics())
+        await q.request(KEY, verify=True)  # fails; does not raise to the caller
+        for _ in range(100):  # a burst of Node events during the backoff
+            await q.request(KEY)
+        await asyncio.sleep(0.2)
+        return q
+
+    q = asyncio.run(run())
+    # One try, then one retry per backoff (not one per event), the resync kept; then success.
+    assert calls == [True, True, True]
+    assert q._failures == {}
+    assert q._retries == {}
+
+
+@pytest.mark.usefixtures("fast")
+def test_forget_and_close_cancel_a_pending_retry() -> None:
+    calls = 0
+
+    async def reconcile(key: Key, full: bool) -> bool:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("down")
+
+    async def run() -> None:
+        q = WorkQueue(reconcile, lambda: [KEY], Metrics())
+        await q.request(KEY)
+        q.forget(KEY)
+        await q.request(("ns", "other"))
+        q.close()
+        await asyncio.sleep(0.1)
+
+    asyncio.run(run())
+    assert calls == 2
+
+
+@pytest.mark.usefixtures("fast")
+def test_one_relist_per_listing_and_one_more_for_a_listing_during_it() -> None:
+    lists = 0
+
+    async def run() -> None:
+        relister: Relister
+
+        async def do_relist() -> None:
+            nonlocal lists
+            lists += 1
+            if lists == 1:
+                relister.listed()  # a newer listing began while ours ran
+                await asyncio.sleep(0.01)
+            if lists == 2:
+                raise ConnectionError("down")  # retried
+
+        relister = Relister(do_relist, logging.getLogger("test"))
+        for _ in range(1000):  # one listing: an event of type None per Node
+            relister.listed()
+        await asyncio.sleep(0.3)
+
+    asyncio.run(run())
+    assert lists == 3
