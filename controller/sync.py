@@ -77,11 +77,8 @@ class Syncer:
             view = network_view(body)
             self._written.pop(key, None)
             await self.feed.relist_if_due()
-        inputs = (
-            self.feed.epochs.get(key, 0),
-            view.generation,
-            [(c.created, c.ref, c.network) for c in self.claims(key)],
-        )
+        rivals = self.claims(key)
+        inputs = (self.feed.epochs.get(key, 0), view.generation, [(c.created, c.ref, c.network) for c in rivals])
         settled = self._settled.pop(key, None)
         if settled is not None and settled[0] == inputs and st.same(settled[1], self._written.get(key, view.status)):
             self._settled[key] = settled
@@ -100,7 +97,7 @@ class Syncer:
             parsed = None
             outcome = st.invalid(str(e))
         if parsed is not None:
-            rival = older_overlap(Claim(view.created, view.ref, parsed.pool.network), self.claims(key))
+            rival = older_overlap(Claim(view.created, view.ref, parsed.pool.network), rivals)
             if rival is not None:
                 outcome = st.overlaps(str(parsed.pool.network), rival.ref, str(rival.network))
                 parsed = None
