@@ -24,8 +24,8 @@ import pykube
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.nodeipam import create_nodes, peak_rss_mib, writes_by  # noqa: E402
-from controlplane.cluster import Cluster, build  # noqa: E402
+from bench.nodeipam import cluster_with_crds, create_nodes, peak_rss_mib, start_operator, writes_by  # noqa: E402
+from controlplane.cluster import build  # noqa: E402
 
 RESYNC = 10.0
 PERIODS = 3
@@ -46,13 +46,9 @@ def main(argv: list[str]) -> int:
     networks = int(argv[2]) if len(argv) > 2 else 10
     bin_dir = build()
     with tempfile.TemporaryDirectory(prefix="idle-") as tmp:
-        cluster = Cluster(Path(tmp) / "cp", bin_dir)
-        cluster.start()
+        cluster, kubectl = cluster_with_crds(Path(tmp) / "cp", bin_dir)
         try:
             kubeconfig = cluster.kubeconfig
-            kubectl = [str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}"]
-            subprocess.run([*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True)
-            subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd", "--all"], check=True)
             create_nodes(kubeconfig, nodes)
             for i in range(networks):
                 doc = {
@@ -64,27 +60,12 @@ def main(argv: list[str]) -> int:
                 while subprocess.run([*kubectl, "create", "-f", "-"], input=json.dumps(doc), text=True).returncode:
                     time.sleep(0.2)
             api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(kubeconfig)))
-            kopf = str(Path(sys.executable).parent / "kopf")
-            env = {
-                **os.environ,
-                "KUBECONFIG": str(kubeconfig),
-                "NETWORK_HTTP_PORT": "0",
-                "NETWORK_RESYNC_SECONDS": str(RESYNC),
-                # The LIST that catches what the watch missed comes every 5 minutes by
-                # default: kept out of the idle window, so that it shows a resync alone.
-                "NETWORK_RELIST_SECONDS": "3600",
-            }
             log = Path(tmp) / "operator.log"
             since = time.time()
             started = time.monotonic()
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [kopf, "run", "-A", "--standalone", str(ROOT / "operator.py")],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=ROOT,
-                )
+            # The LIST that catches what the watch missed comes every 5 minutes by
+            # default: kept out of the idle window, so that it shows a resync alone.
+            proc = start_operator(kubeconfig, log, NETWORK_RESYNC_SECONDS=str(RESYNC), NETWORK_RELIST_SECONDS="3600")
             try:
                 while allocated(api, networks) < nodes * networks:
                     if proc.poll() is not None:

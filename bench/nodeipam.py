@@ -57,6 +57,30 @@ def create_nodes(kubeconfig: Path, total: int) -> None:
         list(pool.map(create, [range(i, total, 8) for i in range(8)]))
 
 
+def cluster_with_crds(root: Path, bin_dir: Path) -> tuple[Cluster, list[str]]:
+    """A started control plane with the CRDs served, and a kubectl command line for it."""
+    cluster = Cluster(root, bin_dir)
+    cluster.start()
+    kubectl = [str(bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}"]
+    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True, capture_output=True)
+    subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd", "--all"], check=True, capture_output=True)
+    return cluster, kubectl
+
+
+def start_operator(kubeconfig: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """The operator as `kopf run` starts it, standalone, its output in `log`."""
+    kopf = str(Path(sys.executable).parent / "kopf")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NETWORK_HTTP_PORT": "0", **env}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [kopf, "run", "-A", "--standalone", str(ROOT / "operator.py")],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+
 def count(kubeconfig: Path, done: Callable[[dict[str, object]], bool]) -> int:
     api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(kubeconfig)))
     return sum(1 for node in pykube.Node.objects(api) if done(node.obj))

@@ -13,7 +13,6 @@ writes per Node, from the API server's audit log.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,8 @@ import pykube
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.nodeipam import NETWORK, create_nodes, peak_rss_mib, writes_by  # noqa: E402
-from controlplane.cluster import Cluster, build  # noqa: E402
+from bench.nodeipam import NETWORK, cluster_with_crds, create_nodes, peak_rss_mib, start_operator, writes_by  # noqa: E402
+from controlplane.cluster import build  # noqa: E402
 
 ETCD_LIMIT = 1536 * 1024  # etcd's default --max-request-bytes
 
@@ -52,13 +51,9 @@ def main(argv: list[str]) -> int:
     total = int(argv[1]) if len(argv) > 1 else 50_000
     bin_dir = build()
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
-        cluster = Cluster(Path(tmp) / "cp", bin_dir)
-        cluster.start()
+        cluster, kubectl = cluster_with_crds(Path(tmp) / "cp", bin_dir)
         try:
             kubeconfig = cluster.kubeconfig
-            kubectl = [str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}"]
-            subprocess.run([*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True)
-            subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd", "--all"], check=True)
             made = time.monotonic()
             create_nodes(kubeconfig, total)
             print(f"{total} Nodes created in {time.monotonic() - made:.0f} s", flush=True)
@@ -68,16 +63,7 @@ def main(argv: list[str]) -> int:
 
             since = time.time()
             started = time.monotonic()
-            kopf = str(Path(sys.executable).parent / "kopf")
-            env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NETWORK_HTTP_PORT": "0"}
-            with (Path(tmp) / "operator.log").open("wb") as log:
-                proc = subprocess.Popen(
-                    [kopf, "run", "-A", "--standalone", str(ROOT / "operator.py")],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=ROOT,
-                )
+            proc = start_operator(kubeconfig, Path(tmp) / "operator.log")
             try:
                 while allocated(api) < total:
                     if proc.poll() is not None:
