@@ -146,18 +146,10 @@ def has_pod_cidr(node: dict[str, object]) -> bool:
 
 
 def run(total: int, bin_dir: Path, work: Path) -> dict[str, tuple[float, float, int]]:
-    cluster = Cluster(work / f"cp-{total}", bin_dir)
-    cluster.start()
+    cluster, kubectl = cluster_with_crds(work / f"cp-{total}", bin_dir)
     try:
         kubeconfig = cluster.kubeconfig
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        kubectl = [str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}"]
-        subprocess.run([*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True, capture_output=True)
-        subprocess.run(
-            [*kubectl, "wait", "--for=condition=Established", "crd/networks.samplecrd.k8s.io"],
-            check=True,
-            capture_output=True,
-        )
         create_nodes(kubeconfig, total)
         for _ in range(100):
             if (

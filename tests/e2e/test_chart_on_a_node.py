@@ -28,6 +28,8 @@ import yaml
 from netpool import annotation, records
 from netpool import status as st
 from tests.e2e.conftest import Node
+from tests.integration import support
+from tests.integration.support import Network
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = str(ROOT / "deploy" / "helm" / "network-operator")
@@ -39,27 +41,9 @@ IMAGE = ["--set", "image.repository=localhost/network-operator,image.tag=0.1.0,i
 T = TypeVar("T")
 
 
-class Network(pykube.objects.NamespacedAPIObject):  # type: ignore[misc]
-    version = "samplecrd.k8s.io/v1"
-    endpoint = "networks"
-    kind = "Network"
-
-
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            result = check()
-        except (pykube.exceptions.ObjectDoesNotExist, AssertionError, KeyError) as e:
-            last = e
-        else:
-            if result:
-                return result
-            last = result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
+    """The integration tests' wait, with the longer patience a real node needs."""
+    return support.wait_for(what, check, timeout, interval)
 
 
 def condition(obj: dict[str, Any], kind: str) -> str | None:

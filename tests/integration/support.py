@@ -122,7 +122,7 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, inte
     while True:
         try:
             result = check()
-        except (pykube.exceptions.ObjectDoesNotExist, AssertionError) as e:
+        except (pykube.exceptions.ObjectDoesNotExist, AssertionError, KeyError) as e:  # not there yet
             last = e
         else:
             if result:
