@@ -18,7 +18,7 @@ from controller.kube import Api
 from controller.queue import Key, WorkQueue
 from controller.relist import Relister
 from controller.sync import EventSink, Syncer
-from netpool import annotation
+from netpool import annotation, podcidr
 from netpool.cache import NodeCache
 from netpool.interest import concerns
 from netpool.overlap import Claim
@@ -38,7 +38,7 @@ class Index(Protocol):
     def __contains__(self, key: object) -> bool: ...
 
 
-_Parsed = tuple[int, Selector | None, str, IPNetwork | None]
+_Parsed = tuple[int, Selector | None, str, IPNetwork | None, bool]
 
 
 class Engine:
@@ -49,7 +49,7 @@ class Engine:
         self.queue = WorkQueue(self._reconcile, self.network_keys, self.metrics, logger)
         self.feed = Feed(api, logger, self.queue.request, self.affected, relist_every)
         self._parsed: dict[Key, _Parsed] = {}
-        self.syncer = Syncer(api, self.feed, self.network, self.claims, post_event, logger)
+        self.syncer = Syncer(api, self.feed, self.network, self.claims, self.pod_cidr_writers, post_event, logger)
         self.relister = Relister(self._relist, logger)
 
     def bind(self, networks: Index) -> None:
@@ -119,19 +119,40 @@ class Engine:
         """The Networks a Node's change from `old` to `new` concerns."""
         return [key for key in self.network_keys() if (p := self._parse(key)) and concerns(old, new, p[1], p[2])]
 
-    def claims(self, exclude: Key) -> list[Claim]:
+    def claims(self, exclude: Key | None = None) -> list[Claim]:
+        """Every valid Network's claim on its cidr but `exclude`'s."""
         claims = []
         for key in self.network_keys():
             other = self.network(key)
             parsed = self._parse(key)
             if key == exclude or other is None or other.deleting or parsed is None or parsed[3] is None:
                 continue
-            claims.append(Claim(other.created, other.ref, parsed[3]))
+            claims.append(Claim(other.created, other.ref, parsed[3], parsed[4]))
         return claims
+
+    def pod_cidr_writers(self) -> dict[int, tuple[Key, Selector]]:
+        """Per IP family, the Network that writes Node.spec.podCIDRs, and its selector."""
+        found = {}
+        for version, claim in podcidr.writers(self.claims()).items():
+            key = (claim.ref.partition("/")[0], claim.ref.partition("/")[2])
+            parsed = self._parse(key)
+            if parsed is not None and parsed[1] is not None:
+                found[version] = (key, parsed[1])
+        return found
+
+    def pod_cidrs_given(self, key: Key) -> dict[str, IPNetwork]:
+        """The podCIDRs this Network gave: Node -> its subnet, where the Node's podCIDRs hold it."""
+        given = {}
+        for record in self.feed.records.of(key):
+            node = self.nodes.get(record.node)
+            if node is not None and record.subnet in podcidr.parse(node.pod_cidrs).values():
+                given[record.node] = record.subnet
+        return given
 
     def _parse(self, key: Key) -> _Parsed | None:
         """A Network's spec, parsed once per generation: (generation, selector or
-        None if invalid, annotation key, pool network or None if invalid)."""
+        None if invalid, annotation key, pool network or None if invalid,
+        whether it asks to write podCIDRs)."""
         view = self.network(key)
         if view is None:
             return None
@@ -139,8 +160,14 @@ class Engine:
         if cached is None or cached[0] != view.generation:
             try:
                 parsed = parse_spec(view.spec)
-                cached = (view.generation, parsed.selector, annotation.key_for(*key), parsed.pool.network)
+                cached = (
+                    view.generation,
+                    parsed.selector,
+                    annotation.key_for(*key),
+                    parsed.pool.network,
+                    parsed.pod_cidrs,
+                )
             except SpecError:
-                cached = (view.generation, None, annotation.key_for(*key), None)
+                cached = (view.generation, None, annotation.key_for(*key), None, False)
             self._parsed[key] = cached
         return cached

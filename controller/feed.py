@@ -3,8 +3,9 @@
 The seed's informers: a LIST at startup (the initial sync, before any handler
 runs), then Kopf's watch events, and a LIST again once per resync period to
 catch what the watch missed. The operator's own writes are applied at once:
-NodeSubnets it created or deleted go straight into the record store, and Node
-annotations it wrote are laid over the Node cache until the watch shows them.
+NodeSubnets it created or deleted go straight into the record store, and the
+Node annotations and podCIDRs it wrote are laid over the Node cache until the
+watch shows them.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Feed:
         self.relist_every = relist_every  # seconds between LISTs on resync
         self._listed_at = -math.inf
         self._pending: dict[str, dict[str, str | None]] = {}  # annotation key -> node -> value written, unseen
+        self._pending_cidrs: dict[str, tuple[str, ...]] = {}  # node -> podCIDRs written, unseen
 
     # --- LISTs -------------------------------------------------------------------
 
@@ -68,7 +70,7 @@ class Feed:
         started = self.nodes.now()
         # NodeSubnets first: a Node listed after them and missing is really gone.
         found = [r for obj in await self.api.list_nodesubnets() if (r := records.parse(obj)) is not None]
-        listed = [node_view(m) for m in await self.api.list_node_metadata()]
+        listed = await self.api.list_nodes(node_view)
         before_nodes = {v.name: v for v in self.nodes}
         before_records = {r.name: r for r in self.records}
         ghosts = self.nodes.relist(listed, started)
@@ -85,6 +87,7 @@ class Feed:
                 self.touch([r.network for r in (old_record, new_record) if r is not None])
         self.gone = {r.node for r in found} - {v.name for v in listed}
         self._pending.clear()  # the LISTs came after every write we made
+        self._pending_cidrs.clear()
         self.metrics.nodes.set(len(self.nodes))
         if ghosts:
             self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
@@ -107,6 +110,7 @@ class Feed:
         if kind == "DELETED":
             for values in self._pending.values():
                 values.pop(name, None)
+            self._pending_cidrs.pop(name, None)
             self.gone.add(name)
             if (removed := self.nodes.remove(name)) is not None:
                 self.metrics.nodes.set(len(self.nodes))
@@ -119,8 +123,8 @@ class Feed:
         old = self.nodes.put(view)
         if old is None:
             self.metrics.nodes.set(len(self.nodes))
-        unchanged = old is not None and old.labels == view.labels and old.subnets == view.subnets
-        if unchanged or (old is not None and old.labels == view.labels and self._own_writes(name, old, view)):
+        same = old is not None and old.labels == view.labels and old.pod_cidrs == view.pod_cidrs
+        if same and old is not None and (old.subnets == view.subnets or self._own_writes(name, old, view)):
             return
         await self._request_each(self._affected(old, view))
 
@@ -158,6 +162,19 @@ class Feed:
 
     def wrote(self, ann_key: str, node: str, value: str | None) -> None:
         self._pending.setdefault(ann_key, {})[node] = value
+
+    def wrote_pod_cidrs(self, node: str, cidrs: tuple[str, ...]) -> None:
+        self._pending_cidrs[node] = cidrs
+
+    def pod_cidrs(self, nodes: list[NodeView]) -> dict[str, tuple[str, ...]]:
+        """Each Node's podCIDRs, with ours the watch has not shown yet laid over."""
+        found = {n.name: n.pod_cidrs for n in nodes}
+        for node, cidrs in list(self._pending_cidrs.items()):
+            if found.get(node, cidrs):  # shown by the watch (or set by someone else), or the Node is gone
+                del self._pending_cidrs[node]
+            else:
+                found[node] = cidrs
+        return found
 
     def carried(self, nodes: list[NodeView]) -> dict[str, dict[str, str]]:
         """What each Node carries now, with our writes the watch has not shown yet laid over."""

@@ -14,8 +14,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -29,6 +29,7 @@ SUBNETS = f"/apis/{GROUP}/{VERSION}/nodesubnets"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _MERGE = "application/merge-patch+json"
 _PAGE = 500
+T = TypeVar("T")
 # Requests in flight at once. Each waits on the API server most of its time,
 # so many threads cost little CPU; thousands of Node patches need them.
 CONCURRENCY = 32
@@ -156,11 +157,26 @@ class Api:
             raise
         return cast(dict[str, Any] | None, answer)
 
-    async def annotate_node(self, node: str, key: str, value: str | None) -> bool:
-        """Set (or with None, remove) one annotation; False if the node is gone."""
-        patch = {"metadata": {"annotations": {key: value}}}
-        done = await self._call("nodes", True, "PATCH", f"/api/v1/nodes/{node}", body=patch, content_type=_MERGE)
+    async def patch_node(
+        self, node: str, annotations: Mapping[str, str | None], pod_cidrs: Sequence[str] = ()
+    ) -> bool | None:
+        """Set annotations (None removes one) and, if given, spec.podCIDRs, in
+        one PATCH. False if the Node is gone; None if the API server refused the
+        podCIDRs (the Node has others: they are set once and never changed)."""
+        patch: dict[str, Any] = {"metadata": {"annotations": dict(annotations)}}
+        if pod_cidrs:
+            # podCIDR is the first of podCIDRs; a client that knows only the old field reads it.
+            patch["spec"] = {"podCIDR": pod_cidrs[0], "podCIDRs": list(pod_cidrs)}
+        try:
+            done = await self._call("nodes", True, "PATCH", f"/api/v1/nodes/{node}", body=patch, content_type=_MERGE)
+        except ApiException as e:
+            if e.status == 422 and pod_cidrs:
+                return None
+            raise
         return done is not None
+
+    async def get_node(self, node: str) -> dict[str, Any] | None:
+        return cast(dict[str, Any] | None, await self._call("nodes", False, "GET", f"/api/v1/nodes/{node}"))
 
     async def patch_network_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
@@ -175,20 +191,30 @@ class Api:
         API's truth, without the weight of Node status."""
         return await self._list("nodes", "/api/v1/nodes", accept=_METADATA_LIST)
 
+    async def list_nodes(self, view: Callable[[dict[str, Any]], T]) -> list[T]:
+        """Every Node, each reduced by `view` page by page: a kubelet's Node
+        weighs about 10 KB, and only a projection is kept."""
+        return await self._list("nodes", "/api/v1/nodes", view=view)
+
     async def list_nodesubnets(self, selector: str | None = None) -> list[dict[str, Any]]:
         return await self._list("nodesubnets", SUBNETS, selector=selector)
 
     async def _list(
-        self, resource: str, path: str, selector: str | None = None, accept: str = "application/json"
-    ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+        self,
+        resource: str,
+        path: str,
+        selector: str | None = None,
+        accept: str = "application/json",
+        view: Callable[[dict[str, Any]], Any] = lambda item: item,
+    ) -> list[Any]:
+        items: list[Any] = []
         token: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("limit", _PAGE)]
             query += [("labelSelector", selector)] if selector else []
             query += [("continue", token)] if token else []
             page = await self._call(resource, False, "GET", path, query=query, accept=accept)
-            items += page.get("items") or []
+            items += [view(item) for item in page.get("items") or []]
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return items

@@ -23,12 +23,13 @@ from typing import Any
 from controller.feed import Feed
 from controller.kube import Api
 from controller.queue import Key
-from netpool import allocator, annotation, records
+from netpool import allocator, annotation, podcidr, records
 from netpool import status as st
 from netpool.allocator import Plan
 from netpool.overlap import Claim, older_overlap
 from netpool.pool import IPNetwork, Pool
 from netpool.records import Record
+from netpool.selector import Selector
 from netpool.spec import NetworkSpec, SpecError, parse_spec
 from netpool.views import NetworkView, NodeView, network_view
 
@@ -46,6 +47,7 @@ class Syncer:
         feed: Feed,
         network: Callable[[Key], NetworkView | None],
         claims: Callable[[Key], list[Claim]],
+        pod_cidr_writers: Callable[[], Mapping[int, tuple[Key, Selector]]],
         post_event: EventSink,
         logger: logging.Logger,
     ) -> None:
@@ -55,6 +57,7 @@ class Syncer:
         self.records = feed.records
         self.network = network
         self.claims = claims
+        self.pod_cidr_writers = pod_cidr_writers
         self.post_event = post_event
         self.logger = logger
         self._written: dict[Key, dict[str, Any]] = {}  # status written, until the index shows it
@@ -78,7 +81,8 @@ class Syncer:
             self._written.pop(key, None)
             await self.feed.relist_if_due()
         rivals = self.claims(key)
-        inputs = (self.feed.epochs.get(key, 0), view.generation, [(c.created, c.ref, c.network) for c in rivals])
+        rivalry = [(c.created, c.ref, c.network, c.pod_cidrs) for c in rivals]
+        inputs = (self.feed.epochs.get(key, 0), view.generation, rivalry)
         settled = self._settled.pop(key, None)
         if settled is not None and settled[0] == inputs and st.same(settled[1], self._written.get(key, view.status)):
             self._settled[key] = settled
@@ -128,12 +132,12 @@ class Syncer:
         if not st.same(status, previous):
             await self.api.patch_network_status(view.namespace, view.name, status)
             self._written[key] = status
-            event = st.event_for(previous, status)
-            if event is not None:
-                # Transitions only, so the log carries what the events carry, once.
-                level = logging.WARNING if event[0] == "Warning" else logging.INFO
-                self.logger.log(level, "%s: %s: %s", view.ref, event[1], event[2])
-                self.post_event(view.object_ref(), *event)
+            for event in (st.event_for(previous, status), st.pod_cidrs_event(previous, status)):
+                if event is not None:
+                    # Transitions only, so the log carries what the events carry, once.
+                    level = logging.WARNING if event[0] == "Warning" else logging.INFO
+                    self.logger.log(level, "%s: %s: %s", view.ref, event[1], event[2])
+                    self.post_event(view.object_ref(), *event)
         return False
 
     async def _allocate(
@@ -150,6 +154,14 @@ class Syncer:
         pool = parsed.pool
         matching = [n.name for n in nodes if parsed.selector.matches(n.labels)]
         own, extra = _own_records(self.records.of(key))
+        writers = self.pod_cidr_writers() if parsed.pod_cidrs else {}
+        writer = writers.get(pool.network.version)
+        writes_cidrs = writer is not None and writer[0] == key
+        pod_cidrs = self.feed.pod_cidrs(nodes) if writes_cidrs else {}
+        # A podCIDR never changes: inside the pool it is its Node's allocation,
+        # whoever else claims it; anywhere else the Node gets nothing here.
+        fit = podcidr.fit(pool, matching, pod_cidrs)
+        wanted = [n for n in matching if n not in fit.conflicts]
 
         # The records are the truth; an annotation with no record is adopted
         # if its subnet is free; what an older version's status remembered
@@ -164,8 +176,13 @@ class Syncer:
             if isinstance(a, Mapping)
         }
         remembered.update((n, r.subnet) for n, r in own.items())
+        pinned = set(fit.pinned.values())
+        for source in (held, remembered):
+            for node, subnet in source.items():
+                if subnet in pinned and fit.pinned.get(node) != subnet:
+                    source[node] = None
+            source.update(fit.pinned)
 
-        wanted = set(matching)
         taken = [r.subnet for r in self.records if r.network != key]
         # Not free in this round: other Networks' annotations, subnets about to
         # be released, and values a Node still carries that are not its record.
@@ -177,33 +194,83 @@ class Syncer:
             if (s := allocator.parse_subnet(annotation.subnet_of(values.get(ann_key)))) is not None
             if held.get(n) != s
         ]
-        plan = allocator.plan(pool, matching, held, remembered, taken)
+        taken = [s for s in taken if s not in pinned] + fit.taken
+        plan = allocator.plan(pool, wanted, held, remembered, taken)
 
-        lost = await self._create(view, pool, plan, own, {n.name: n.uid for n in nodes})
+        by_name = {n.name: n for n in nodes}
+        uid_of = {n.name: n.uid for n in nodes}
+        lost = await self._create(view, pool, plan, own, uid_of)
         served = {n: r for n, r in own.items() if plan.allocations.get(n) == r.subnet}
         desired = {n: annotation.render(*key, str(r.subnet), str(pool.gateway)) for n, r in served.items()}
         writes: dict[str, str | None] = {n: v for n, v in desired.items() if carried[n].get(ann_key) != v}
         writes.update({n: None for n, v in carried.items() if ann_key in v and n not in desired and n not in lost})
-        await self._annotate(ann_key, writes)
+        cidrs = {}
+        if writes_cidrs:
+            cidrs = self._pod_cidrs_to_write(pool.network.version, writers, served, pod_cidrs, by_name)
+        refused = await self._write_nodes(ann_key, writes, cidrs)
         # A record whose Node is not in the cache stays (taken) unless the Node
         # is known to be gone: it may be a new Node the watch has not shown yet.
-        uids = {n.name: n.uid for n in nodes}
         stale = [r for n, r in own.items() if n not in served and (n in carried or n in self.feed.gone)]
-        stale += [r for n, r in own.items() if r.node_uid and uids.get(n, r.node_uid) != r.node_uid]
+        stale += [r for n, r in own.items() if r.node_uid and uid_of.get(n, r.node_uid) != r.node_uid]
         released = list({r.name: r for r in stale + extra}.values())
         await self._delete(released)
-        if lost or (released and plan.waiting):
-            # Lost a race, or freed subnets that waiting Nodes can have now.
+        if lost or refused or (released and plan.waiting):
+            # Lost a race (for a subnet, or for a Node's podCIDRs), or freed
+            # subnets that waiting Nodes can have now.
             return None
+        pod_outcome: st.PodCidrs | None = None
+        if parsed.pod_cidrs and writer is not None:
+            version = pool.network.version
+            if not writes_cidrs:
+                pod_outcome = st.pod_cidrs_older(version, self._ref(writer[0]))
+            else:
+                now = {n: podcidr.parse(cidrs.get(n) or pod_cidrs.get(n) or ()).get(version) for n in served}
+                written = sum(1 for n, r in served.items() if now[n] == r.subnet)
+                if fit.conflicts:
+                    pod_outcome = st.pod_cidrs_conflicts(written, len(fit.conflicts), podcidr.summary(fit.conflicts))
+                else:
+                    pod_outcome = st.pod_cidrs_written(version, written, len(served))
         return st.build(
             generation=view.generation,
-            outcome=st.served(pool, len(matching), len(served), len(plan.waiting)),
+            outcome=st.served(pool, len(wanted), len(served), len(plan.waiting)),
             pool=pool,
             allocated=len(served),
             waiting=len(plan.waiting),
             previous=previous,
             now=utcnow(),
+            pod_cidrs=pod_outcome,
         )
+
+    @staticmethod
+    def _ref(key: Key) -> str:
+        return f"{key[0]}/{key[1]}"
+
+    def _pod_cidrs_to_write(
+        self,
+        version: int,
+        writers: Mapping[int, tuple[Key, Selector]],
+        served: Mapping[str, Record],
+        pod_cidrs: Mapping[str, tuple[str, ...]],
+        nodes: Mapping[str, NodeView],
+    ) -> dict[str, tuple[str, ...]]:
+        """podCIDRs for the served Nodes that have none. The API server takes
+        them once, so a Node the other family's writer selects gets both
+        families in one write; until that Network has chosen the Node's subnet,
+        this one waits, and that one writes both when it has."""
+        partner = next((w for v, w in writers.items() if v != version), None)
+        theirs = _own_records(self.records.of(partner[0]))[0] if partner is not None else {}
+        found: dict[str, tuple[str, ...]] = {}
+        for name, record in served.items():
+            if pod_cidrs.get(name):
+                continue
+            cidrs = {version: record.subnet}
+            if partner is not None and partner[1].matches(nodes[name].labels):
+                other = theirs.get(name)
+                if other is None:
+                    continue
+                cidrs[other.subnet.version] = other.subnet
+            found[name] = tuple(podcidr.ordered(cidrs, nodes[name].primary))
+        return found
 
     async def _create(
         self,
@@ -236,12 +303,32 @@ class Syncer:
             self.logger.info("%s: %d subnets were taken meanwhile; choosing again", view.ref, len(lost))
         return lost
 
-    async def _annotate(self, ann_key: str, writes: Mapping[str, str | None]) -> None:
-        async def one(node: str, value: str | None) -> None:
-            if await self.api.annotate_node(node, ann_key, value):
-                self.feed.wrote(ann_key, node, value)
+    async def _write_nodes(
+        self, ann_key: str, writes: Mapping[str, str | None], cidrs: Mapping[str, tuple[str, ...]]
+    ) -> set[str]:
+        """One PATCH per Node: its annotation (None removes it) and podCIDRs.
+        Returns the Nodes whose podCIDRs someone else set first: the API server
+        refuses ours, and the cache learns theirs."""
+        refused: set[str] = set()
 
-        await asyncio.gather(*(one(n, v) for n, v in writes.items()))
+        async def one(node: str) -> None:
+            annotations = {ann_key: writes[node]} if node in writes else {}
+            done = await self.api.patch_node(node, annotations, cidrs.get(node, ()))
+            if done is None:
+                refused.add(node)
+                fresh = await self.api.get_node(node)
+                if fresh is not None:
+                    await self.feed.node_event(node, "MODIFIED", fresh)
+                return
+            if done and node in writes:
+                self.feed.wrote(ann_key, node, writes[node])
+            if done and node in cidrs:
+                self.feed.wrote_pod_cidrs(node, cidrs[node])
+
+        await asyncio.gather(*(one(n) for n in writes.keys() | cidrs.keys()))
+        if refused:
+            self.logger.info("%d Nodes got podCIDRs from elsewhere meanwhile; they keep them", len(refused))
+        return refused
 
     async def _delete(self, released: list[Record]) -> None:
         for record in released:
@@ -255,7 +342,7 @@ class Syncer:
         ann_key = annotation.key_for(*key)
         nodes = await self.api.list_node_metadata()
         holders = [m["metadata"]["name"] for m in nodes if ann_key in (m["metadata"].get("annotations") or {})]
-        await self._annotate(ann_key, dict.fromkeys(holders))
+        await self._write_nodes(ann_key, dict.fromkeys(holders), {})
         label = records.LABEL_NETWORK + "=" + ann_key.removeprefix(annotation.PREFIX)
         found = [r for o in await self.api.list_nodesubnets(label) if (r := records.parse(o)) and r.network == key]
         await self._delete(found)

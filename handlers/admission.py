@@ -1,5 +1,6 @@
 """The validating admission webhook: reject invalid and overlapping Networks at
-`kubectl apply` time, with the same messages the status would carry. With the
+`kubectl apply` time, with the same messages the status would carry, and spec
+changes that would move a podCIDR (Kubernetes never lets one change). With the
 webhook off, the operator still validates on its own (status and events)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import kopf
 
 from controller.kube import GROUP, PLURAL, VERSION
 from handlers.networks import engine_of
+from netpool import podcidr
 from netpool import status as st
 from netpool.overlap import Claim, older_overlap
 from netpool.spec import SpecError, parse_spec
@@ -41,3 +43,10 @@ async def validate(
     rival = older_overlap(me, engine.claims(exclude=(namespace or "", name)))
     if rival is not None:
         raise kopf.AdmissionError(st.overlaps(str(pool.network), rival.ref, str(rival.network)).message, code=422)
+    if old is not None and (moved := podcidr.moved(pool, engine.pod_cidrs_given((namespace or "", name)))):
+        raise kopf.AdmissionError(
+            f"this change would leave podCIDRs this Network gave outside its subnets, and a Node's podCIDRs "
+            f"never change once set: {podcidr.summary(moved)}; keep them in the pool, "
+            f"or delete those Nodes first",
+            code=422,
+        )

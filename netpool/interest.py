@@ -2,7 +2,8 @@
 
 A Network cares about a Node when the Node starts or stops matching its
 selector (joining and leaving count), or when the Node's annotation for it
-changes (a hand edit to repair). An invalid Network allocates nothing but
+changes (a hand edit to repair), or when a Node it selects gets podCIDRs (set
+once, by this operator or another writer: they pin or block a subnet). An invalid Network allocates nothing but
 counts the Nodes that still carry its subnets, so only its annotation matters.
 """
 
@@ -24,4 +25,6 @@ def concerns(old: NodeView | None, new: NodeView | None, selector: Selector | No
     def matched(view: NodeView | None) -> bool:
         return view is not None and selector.matches(view.labels)
 
+    if old is not None and new is not None and old.pod_cidrs != new.pod_cidrs and (matched(old) or matched(new)):
+        return True
     return matched(old) != matched(new)

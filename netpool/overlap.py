@@ -15,6 +15,7 @@ class Claim:
     created: str  # RFC 3339 in UTC: sorts as text
     ref: str  # namespace/name
     network: IPNetwork = dataclasses.field(compare=False)
+    pod_cidrs: bool = dataclasses.field(default=False, compare=False)  # spec.podCIDRs: it asks to write them
 
 
 def older_overlap(me: Claim, others: Iterable[Claim]) -> Claim | None:

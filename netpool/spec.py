@@ -175,6 +175,7 @@ def format_problems(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
 class NetworkSpec:
     pool: Pool
     selector: Selector
+    pod_cidrs: bool = False  # also write the subnets into Node.spec.podCIDRs
 
 
 class SpecError(ValueError):
@@ -267,6 +268,10 @@ def parse_spec(spec: Mapping[str, Any]) -> NetworkSpec:
         )
         subnet_prefix = None
 
+    pod_cidrs = spec.get("podCIDRs")
+    if pod_cidrs is not None and not isinstance(pod_cidrs, bool):
+        problems.append(f"podCIDRs {pod_cidrs!r} must be true or false")
+
     reserved: list[IPNetwork] = []
     for i, raw in enumerate(spec.get("reserved") or []):
         field = f"reserved[{i}]"
@@ -291,4 +296,4 @@ def parse_spec(spec: Mapping[str, Any]) -> NetworkSpec:
                 f"use a larger cidr or a longer nodeSubnetPrefix"
             ]
         )
-    return NetworkSpec(pool=pool, selector=selector)
+    return NetworkSpec(pool=pool, selector=selector, pod_cidrs=pod_cidrs is True)

@@ -19,6 +19,8 @@ class NodeView:
     labels: Mapping[str, str]
     subnets: Mapping[str, str]  # this operator's annotations: key -> value
     uid: str = ""  # the owner of its NodeSubnets
+    pod_cidrs: tuple[str, ...] = ()  # spec.podCIDRs
+    primary: int = 4  # IP family of its first InternalIP: podCIDRs list that family first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +54,22 @@ def node_view(body: Mapping[str, Any]) -> NodeView:
         labels=dict(meta.get("labels") or {}),
         subnets=annotation.ours(meta.get("annotations")),
         uid=meta.get("uid") or "",
+        pod_cidrs=_pod_cidrs(body.get("spec") or {}),
+        primary=_primary(body.get("status") or {}),
     )
+
+
+def _pod_cidrs(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    # Clients that know only the old field write podCIDR alone.
+    cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+    return tuple(c for c in cidrs if isinstance(c, str))
+
+
+def _primary(status: Mapping[str, Any]) -> int:
+    for address in status.get("addresses") or []:
+        if isinstance(address, Mapping) and address.get("type") == "InternalIP":
+            return 6 if ":" in str(address.get("address")) else 4
+    return 4
 
 
 def network_view(body: Mapping[str, Any]) -> NetworkView:

@@ -20,7 +20,7 @@ import pykube
 import yaml
 from kopf.testing import KopfRunner
 
-from controlplane.cluster import Cluster, build
+from controlplane.cluster import Cluster, build, certificates, free_port
 from netpool import annotation, records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,6 +158,45 @@ def running_operator(*extra: str, env: dict[str, str] | None = None) -> Iterator
                 os.environ[k] = v
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
+
+
+WEBHOOK_CONFIG = "network-operator-test.samplecrd.k8s.io"
+
+
+@contextlib.contextmanager
+def operator_with_webhook(cluster: KubeCluster, where: Path) -> Iterator[KopfRunner]:
+    """The operator serving its admission webhook to the real API server, on
+    127.0.0.1 with a certificate made in `where`; the configuration is removed after."""
+    ca, cert, key = certificates(where, "webhook", "IP:127.0.0.1", days=1)
+    env = {
+        "NETWORK_WEBHOOK_PORT": str(free_port()),
+        "NETWORK_WEBHOOK_ADDRESS": "127.0.0.1",
+        "NETWORK_WEBHOOK_HOST": "127.0.0.1",
+        "NETWORK_WEBHOOK_MANAGED": WEBHOOK_CONFIG,
+        "NETWORK_WEBHOOK_CERT": str(cert),
+        "NETWORK_WEBHOOK_KEY": str(key),
+        "NETWORK_WEBHOOK_CA": str(ca),
+    }
+    try:
+        with running_operator(env=env) as runner:
+            wait_for(
+                "the webhook configuration",
+                lambda: (
+                    cluster.kubectl("get", "validatingwebhookconfiguration", WEBHOOK_CONFIG, check=False).returncode
+                    == 0
+                ),
+            )
+            yield runner
+    finally:
+        cluster.kubectl("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found")
+
+
+def apply_network(
+    cluster: KubeCluster, namespace: str, name: str, spec: dict[str, object]
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl apply` a Network, as a user would; the result, not checked."""
+    doc = {"apiVersion": "samplecrd.k8s.io/v1", "kind": "Network", "metadata": {"name": name}, "spec": spec}
+    return cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc), check=False)
 
 
 def get_network(api: pykube.HTTPClient, namespace: str, name: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,9 +168,11 @@ class Spy(Api):
         super().__init__(load_config(), Metrics())
         self.annotated: list[tuple[str, str | None]] = []
 
-    async def annotate_node(self, node: str, key: str, value: str | None) -> bool:
-        self.annotated.append((node, annotation.subnet_of(value)))
-        return await super().annotate_node(node, key, value)
+    async def patch_node(
+        self, node: str, annotations: Mapping[str, str | None], pod_cidrs: Sequence[str] = ()
+    ) -> bool | None:
+        self.annotated += [(node, annotation.subnet_of(value)) for value in annotations.values()]
+        return await super().patch_node(node, annotations, pod_cidrs)
 
 
 def test_the_loser_of_a_create_race_takes_another_subnet(

@@ -11,15 +11,17 @@ from pathlib import Path
 import pykube
 from prometheus_client.parser import text_string_to_metric_families
 
-from controlplane.cluster import certificates, free_port
+from controlplane.cluster import free_port
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     KubeCluster,
     Network,
+    apply_network,
     get_network,
     make_network,
     network_ready_with,
     node_subnets,
+    operator_with_webhook,
     ready,
     record_subnets,
     running_operator,
@@ -27,79 +29,45 @@ from tests.integration.support import (
     wait_for,
 )
 
-WEBHOOK_CONFIG = "network-operator-test.samplecrd.k8s.io"
-
-
-def _certificates(where: Path) -> dict[str, str]:
-    ca, cert, key = certificates(where, "webhook", "IP:127.0.0.1", days=1)
-    return {"NETWORK_WEBHOOK_CERT": str(cert), "NETWORK_WEBHOOK_KEY": str(key), "NETWORK_WEBHOOK_CA": str(ca)}
-
-
-def _apply(
-    cluster: KubeCluster, namespace: str, name: str, spec: dict[str, object]
-) -> subprocess.CompletedProcess[str]:
-    doc = {"apiVersion": "samplecrd.k8s.io/v1", "kind": "Network", "metadata": {"name": name}, "spec": spec}
-    return cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc), check=False)
-
 
 def test_webhook_rejects_invalid_and_overlapping_networks_at_apply_time(
     cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, tmp_path: Path
 ) -> None:
-    env = {
-        "NETWORK_WEBHOOK_PORT": str(free_port()),
-        "NETWORK_WEBHOOK_ADDRESS": "127.0.0.1",
-        "NETWORK_WEBHOOK_HOST": "127.0.0.1",
-        "NETWORK_WEBHOOK_MANAGED": WEBHOOK_CONFIG,
-        **_certificates(tmp_path),
-    }
     # Invalid, but older than the webhook and the CRD's address rules: it must stay
     # deletable (its finalizer removable).
     stored_before_the_address_rules(cluster, api, namespace, {"legacy": {"cidr": "10.9.9.9/8"}})
-    try:
-        with running_operator(env=env):
-            wait_for(
-                "the webhook configuration",
-                lambda: (
-                    cluster.kubectl("get", "validatingwebhookconfiguration", WEBHOOK_CONFIG, check=False).returncode
-                    == 0
-                ),
-            )
+    with operator_with_webhook(cluster, tmp_path):
+        # Kopf registers the configuration once its server listens; retry the first call briefly.
+        def rejected() -> subprocess.CompletedProcess[str] | None:
+            r = apply_network(cluster, namespace, "gw", {"cidr": "10.1.0.0/16", "gateway": "10.2.0.1"})
+            return r if r.returncode != 0 and "denied the request" in r.stderr else None
 
-            # Kopf registers the configuration once its server listens; retry the first call briefly.
-            def rejected() -> subprocess.CompletedProcess[str] | None:
-                r = _apply(cluster, namespace, "gw", {"cidr": "10.1.0.0/16", "gateway": "10.2.0.1"})
-                return r if r.returncode != 0 and "denied the request" in r.stderr else None
+        bad = wait_for("a rejection", rejected)
+        assert bad.stderr.strip().endswith(
+            'admission webhook "validate-network.network-operator-test.samplecrd.k8s.io" denied the request: '
+            "invalid spec: gateway 10.2.0.1 is outside cidr 10.1.0.0/16"
+        )
+        # A malformed address never reaches the webhook: the CRD's rules refuse it first.
+        malformed = apply_network(cluster, namespace, "bad", {"cidr": "10.0.0.5/16"})
+        assert malformed.stderr.strip().endswith(
+            'spec.cidr: Invalid value: "10.0.0.5/16": host bits set, did you mean 10.0.0.0/16'
+        )
+        assert "admission webhook" not in malformed.stderr
 
-            bad = wait_for("a rejection", rejected)
-            assert bad.stderr.strip().endswith(
-                'admission webhook "validate-network.network-operator-test.samplecrd.k8s.io" denied the request: '
-                "invalid spec: gateway 10.2.0.1 is outside cidr 10.1.0.0/16"
-            )
-            # A malformed address never reaches the webhook: the CRD's rules refuse it first.
-            malformed = _apply(cluster, namespace, "bad", {"cidr": "10.0.0.5/16"})
-            assert malformed.stderr.strip().endswith(
-                'spec.cidr: Invalid value: "10.0.0.5/16": host bits set, did you mean 10.0.0.0/16'
-            )
-            assert "admission webhook" not in malformed.stderr
-
-            good = _apply(cluster, namespace, "good", {"cidr": "10.0.0.0/16"})
-            assert good.returncode == 0, good.stderr
-            overlap = _apply(cluster, namespace, "overlap", {"cidr": "10.0.128.0/17"})
-            assert overlap.returncode != 0
-            assert (
-                f"cidr 10.0.128.0/17 overlaps cidr 10.0.0.0/16 of the older Network {namespace}/good" in overlap.stderr
-            )
-            # An update is checked too, and an update to a valid spec is admitted.
-            broken = _apply(cluster, namespace, "good", {"cidr": "10.0.0.0/16", "gateway": "10.0.0.0"})
-            assert "gateway 10.0.0.0 is the network address of 10.0.0.0/16" in broken.stderr
-            fine = _apply(cluster, namespace, "good", {"cidr": "10.0.0.0/16", "gateway": "10.0.0.9"})
-            assert fine.returncode == 0, fine.stderr
-            assert {n.name for n in Network.objects(api, namespace=namespace)} == {"good", "legacy"}
-            wait_for("legacy's finalizer", lambda: get_network(api, namespace, "legacy")["metadata"].get("finalizers"))
-            Network.objects(api, namespace=namespace).get(name="legacy").delete()
-            wait_for("legacy gone", lambda: {n.name for n in Network.objects(api, namespace=namespace)} == {"good"})
-    finally:
-        cluster.kubectl("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found")
+        good = apply_network(cluster, namespace, "good", {"cidr": "10.0.0.0/16"})
+        assert good.returncode == 0, good.stderr
+        overlap = apply_network(cluster, namespace, "overlap", {"cidr": "10.0.128.0/17"})
+        assert overlap.returncode != 0
+        assert f"cidr 10.0.128.0/17 overlaps cidr 10.0.0.0/16 of the older Network {namespace}/good" in overlap.stderr
+        # An update is checked too, and an update to a valid spec is admitted.
+        broken = apply_network(cluster, namespace, "good", {"cidr": "10.0.0.0/16", "gateway": "10.0.0.0"})
+        assert "gateway 10.0.0.0 is the network address of 10.0.0.0/16" in broken.stderr
+        fine = apply_network(cluster, namespace, "good", {"cidr": "10.0.0.0/16", "gateway": "10.0.0.9"})
+        assert fine.returncode == 0, fine.stderr
+        assert {n.name for n in Network.objects(api, namespace=namespace)} == {"good", "legacy"}
+        wait_for("legacy's finalizer", lambda: get_network(api, namespace, "legacy")["metadata"].get("finalizers"))
+        Network.objects(api, namespace=namespace).get(name="legacy").delete()
+        wait_for("legacy gone", lambda: {n.name for n in Network.objects(api, namespace=namespace)} == {"good"})
 
 
 def _get(port: int, path: str) -> str:

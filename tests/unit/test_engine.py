@@ -59,3 +59,14 @@ def test_a_spec_change_is_seen_at_the_next_generation() -> None:
 def test_claims_skip_invalid_and_the_excluded_network() -> None:
     engine = engine_with(network("gpu", GPU), network("cpu", CPU), network("broken", BROKEN))
     assert [c.ref for c in engine.claims(exclude=("ns", "gpu"))] == ["ns/cpu"]
+
+
+def test_pod_cidr_writers_are_the_oldest_asking_network_of_each_family() -> None:
+    old = NetworkView("ns", "old", "u1", 1, "2024-01-01T00:00:00Z", False, {**GPU, "podCIDRs": True}, {})
+    young = NetworkView("ns", "young", "u2", 1, "2024-02-01T00:00:00Z", False, {**CPU, "podCIDRs": True}, {})
+    six = NetworkView("ns", "six", "u3", 1, "2024-03-01T00:00:00Z", False, {"cidr": "fd00::/48", "podCIDRs": True}, {})
+    engine = engine_with(young, old, six, network("plain", {"cidr": "10.9.0.0/16"}))
+    writers = engine.pod_cidr_writers()
+    assert {v: k for v, (k, _) in writers.items()} == {4: ("ns", "old"), 6: ("ns", "six")}
+    assert writers[4][1].matches({"pool": "gpu"})
+    assert not writers[4][1].matches({"pool": "cpu"})

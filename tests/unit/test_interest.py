@@ -15,10 +15,12 @@ OTHER = "network.samplecrd.k8s.io/ns.other"
 GPU = Selector((Requirement("pool", "In", frozenset({"gpu"})),))
 
 
-def node(pool: str | None = None, mine: str | None = None, other: str | None = None, zone: str = "a") -> NodeView:
+def node(
+    pool: str | None = None, mine: str | None = None, other: str | None = None, zone: str = "a", cidr: str = ""
+) -> NodeView:
     labels = {"zone": zone} | ({"pool": pool} if pool else {})
     subnets = ({KEY: mine} if mine else {}) | ({OTHER: other} if other else {})
-    return NodeView(name="n", labels=labels, subnets=subnets, uid="u")
+    return NodeView(name="n", labels=labels, subnets=subnets, uid="u", pod_cidrs=(cidr,) if cidr else ())
 
 
 @pytest.mark.parametrize(
@@ -40,6 +42,9 @@ def node(pool: str | None = None, mine: str | None = None, other: str | None = N
         (node(mine="x"), None, None, True),
         (node(mine="x"), node(mine="x", zone="b"), None, False),
         (None, node(), Selector(), True),  # the empty selector matches every Node
+        (node("gpu"), node("gpu", cidr="10.0.1.0/24"), GPU, True),  # a Node it selects got podCIDRs
+        (node("cpu"), node("cpu", cidr="10.0.1.0/24"), GPU, False),  # ... one it does not select
+        (node(), node(cidr="10.0.1.0/24"), None, False),  # invalid: podCIDRs change nothing it counts
     ],
 )
 def test_concerns(old: NodeView | None, new: NodeView | None, selector: Selector | None, expected: bool) -> None:
@@ -62,7 +67,8 @@ def test_no_change_concerns_nobody_and_the_relation_is_symmetric(selector: Selec
 
 def test_whatever_changes_the_plan_inputs_concerns_the_network() -> None:
     """The sync reads, of a Node, whether it matches and what its annotation
-    says: a change that leaves both equal is the only kind ignored."""
+    says (and, of a Node it selects, its podCIDRs: tested above): a change
+    that leaves both equal is the only kind ignored."""
     for old, new in itertools.product(VIEWS, VIEWS):
         for selector in (GPU, Selector()):
             inputs_old = (old is not None and selector.matches(old.labels), (old.subnets if old else {}).get(KEY))

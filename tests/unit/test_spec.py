@@ -377,6 +377,17 @@ def test_non_integer_node_subnet_prefix_is_rejected(prefix: Any) -> None:
     assert problem.startswith("nodeSubnetPrefix ")
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, False), (False, False), (True, True)])
+def test_pod_cidrs_is_a_flag_off_by_default(value: Any, expected: bool) -> None:
+    spec = {"cidr": "10.0.0.0/16"} | ({} if value is None else {"podCIDRs": value})
+    assert parse_spec(spec).pod_cidrs is expected
+
+
+@pytest.mark.parametrize("value", ["true", 1, [True]])
+def test_non_boolean_pod_cidrs_is_rejected(value: Any) -> None:
+    assert problems_of({"cidr": "10.0.0.0/16", "podCIDRs": value}) == [f"podCIDRs {value!r} must be true or false"]
+
+
 def _mapped(address: IPAddress) -> bool:
     return isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
 

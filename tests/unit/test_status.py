@@ -85,6 +85,8 @@ def test_build_full_status() -> None:
         "free": "253",
         "waiting": 0,
         "allocations": None,  # clears the per-Node list an older version wrote
+        "podCIDRs": None,  # no spec.podCIDRs: counts that were written before are removed
+        "podCIDRConflicts": None,
         "conditions": [
             {
                 "type": "Ready",
@@ -318,3 +320,92 @@ def test_event_sequences(steps: list[tuple[st_.Outcome, int]]) -> None:
         # the same status seen twice never posts anything
         assert st_.event_for(current, current) is None
         previous = current
+
+
+# --- the PodCIDRs condition ----------------------------------------------------------
+
+
+def with_pod_cidrs(pod: st_.PodCidrs, previous: dict[str, Any] | None, now: str, generation: int = 1) -> dict[str, Any]:
+    return st_.build(
+        generation=generation,
+        outcome=ALLOCATED,
+        pool=POOL,
+        allocated=3,
+        waiting=0,
+        previous=previous,
+        now=now,
+        pod_cidrs=pod,
+    )
+
+
+def pod_condition(status: dict[str, Any]) -> dict[str, Any]:
+    return dict(st_.ready_condition(status, "PodCIDRs") or {})
+
+
+WRITTEN = st_.pod_cidrs_written(4, 3, 3)
+OLDER = st_.pod_cidrs_older(4, "ns/first")
+CONFLICT_1 = st_.pod_cidrs_conflicts(2, 1, "node a has podCIDR 10.9.0.0/24, outside 192.168.0.0/16")
+CONFLICT_2 = st_.pod_cidrs_conflicts(2, 2, "node a has podCIDR 10.9.0.0/24, outside 192.168.0.0/16; node b ...")
+
+
+def test_pod_cidrs_outcomes_and_counts() -> None:
+    assert WRITTEN.outcome == st_.Outcome(True, "Written", "3 of 3 nodes with a subnet have it as their IPv4 podCIDR")
+    assert (WRITTEN.written, WRITTEN.conflicts) == (3, 0)
+    assert OLDER.outcome == st_.Outcome(
+        False,
+        "OlderNetwork",
+        "the older Network ns/first writes the IPv4 podCIDRs and only one Network per IP family may; "
+        "this Network writes none",
+    )
+    assert (OLDER.written, OLDER.conflicts) == (0, 0)
+    assert CONFLICT_1.outcome.message == (
+        "1 matching nodes have podCIDRs this Network cannot write and get no subnet from it "
+        "(a podCIDR never changes once set): node a has podCIDR 10.9.0.0/24, outside 192.168.0.0/16"
+    )
+    status = with_pod_cidrs(CONFLICT_1, None, T0)
+    assert (status["podCIDRs"], status["podCIDRConflicts"]) == (2, 1)
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "PodCIDRs"]
+    assert pod_condition(status) | {"message": ""} == {
+        "type": "PodCIDRs",
+        "status": "False",
+        "reason": "Conflicts",
+        "message": "",
+        "lastTransitionTime": T0,
+        "observedGeneration": 1,
+    }
+
+
+def test_pod_cidrs_condition_keeps_its_own_transition_time() -> None:
+    first = with_pod_cidrs(WRITTEN, None, T0)
+    second = with_pod_cidrs(st_.pod_cidrs_written(4, 4, 4), first, T1)
+    assert pod_condition(second)["lastTransitionTime"] == T0
+    third = with_pod_cidrs(CONFLICT_1, second, T2)
+    assert pod_condition(third)["lastTransitionTime"] == T2
+    assert st_.ready_condition(third)["lastTransitionTime"] == T0  # type: ignore[index]  # Ready did not flip
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "event"),
+    [
+        (None, WRITTEN, None),
+        (WRITTEN, WRITTEN, None),
+        (None, OLDER, ("Warning", "OlderNetwork", OLDER.outcome.message)),
+        (OLDER, OLDER, None),
+        (WRITTEN, CONFLICT_1, ("Warning", "Conflicts", CONFLICT_1.outcome.message)),
+        (CONFLICT_1, CONFLICT_1, None),
+        # Each Node more that conflicts is worth a word; one fewer is not.
+        (CONFLICT_1, CONFLICT_2, ("Warning", "Conflicts", CONFLICT_2.outcome.message)),
+        (CONFLICT_2, CONFLICT_1, None),
+        (CONFLICT_1, WRITTEN, None),
+    ],
+)
+def test_pod_cidrs_event(before: st_.PodCidrs | None, after: st_.PodCidrs, event: tuple[str, str, str] | None) -> None:
+    previous = with_pod_cidrs(before, None, T0) if before else build(ALLOCATED, None, T0)
+    assert st_.pod_cidrs_event(previous, with_pod_cidrs(after, previous, T1)) == event
+
+
+def test_without_pod_cidrs_there_is_no_condition_and_no_event() -> None:
+    status = build(ALLOCATED, None, T0)
+    assert pod_condition(status) == {}
+    assert (status["podCIDRs"], status["podCIDRConflicts"]) == (None, None)
+    assert st_.pod_cidrs_event(with_pod_cidrs(CONFLICT_1, None, T0), status) is None

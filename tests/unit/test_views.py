@@ -32,6 +32,19 @@ def test_node_view_of_a_bare_node() -> None:
     assert node_view({"metadata": {"name": "n", "uid": "u-1"}}).uid == "u-1"
 
 
+def test_node_view_reads_pod_cidrs_and_the_primary_family() -> None:
+    dual = {
+        "metadata": {"name": "n"},
+        "spec": {"podCIDR": "10.0.1.0/24", "podCIDRs": ["10.0.1.0/24", "fd00::/64"]},
+        "status": {"addresses": [{"type": "Hostname", "address": "n"}, {"type": "InternalIP", "address": "fd00::9"}]},
+    }
+    assert (node_view(dual).pod_cidrs, node_view(dual).primary) == (("10.0.1.0/24", "fd00::/64"), 6)
+    # A client that knows only the old field wrote podCIDR alone.
+    old = {"metadata": {"name": "n"}, "spec": {"podCIDR": "10.0.1.0/24"}}
+    assert (node_view(old).pod_cidrs, node_view(old).primary) == (("10.0.1.0/24",), 4)
+    assert node_view({"metadata": {"name": "n"}, "spec": {}}).pod_cidrs == ()
+
+
 def test_network_view() -> None:
     body: dict[str, Any] = {
         "metadata": {
