@@ -41,6 +41,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.persistence.finalizer = "samplecrd.k8s.io/network-operator"
     # Node events are frequent and cheap; don't let them wait on batching.
     settings.queueing.idle_timeout = 0.5
+    # Kopf's initial listings in pages, one held at a time: 50,000 NodeSubnets
+    # or 5,000 kubelet Nodes in one response would be a peak of hundreds of MB.
+    settings.watching.chunk_size = 500
     # Kopf's own requests (its watches among them) retry on the operator's
     # short capped backoff: its default waits up to 21 s between attempts, so
     # a watch could reconnect that long after the API server is back. About

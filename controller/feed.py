@@ -69,7 +69,7 @@ class Feed:
         self._listed_at = time.monotonic()
         started = self.nodes.now()
         # NodeSubnets first: a Node listed after them and missing is really gone.
-        found = [r for obj in await self.api.list_nodesubnets() if (r := records.parse(obj)) is not None]
+        found = [r for r in await self.api.list_nodesubnets(records.parse) if r is not None]
         listed = await self.api.list_nodes(node_view)
         before_nodes = {v.name: v for v in self.nodes}
         before_records = {r.name: r for r in self.records}

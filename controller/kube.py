@@ -196,8 +196,9 @@ class Api:
         weighs about 10 KB, and only a projection is kept."""
         return await self._list("nodes", "/api/v1/nodes", view=view)
 
-    async def list_nodesubnets(self, selector: str | None = None) -> list[dict[str, Any]]:
-        return await self._list("nodesubnets", SUBNETS, selector=selector)
+    async def list_nodesubnets(self, view: Callable[[dict[str, Any]], T], selector: str | None = None) -> list[T]:
+        """Every NodeSubnet (with this label selector), each reduced by `view` page by page."""
+        return await self._list("nodesubnets", SUBNETS, selector=selector, view=view)
 
     async def _list(
         self,

@@ -344,7 +344,7 @@ class Syncer:
         holders = [m["metadata"]["name"] for m in nodes if ann_key in (m["metadata"].get("annotations") or {})]
         await self._write_nodes(ann_key, dict.fromkeys(holders), {})
         label = records.LABEL_NETWORK + "=" + ann_key.removeprefix(annotation.PREFIX)
-        found = [r for o in await self.api.list_nodesubnets(label) if (r := records.parse(o)) and r.network == key]
+        found = [r for r in await self.api.list_nodesubnets(records.parse, label) if r and r.network == key]
         await self._delete(found)
         self._written.pop(key, None)
         self._settled.pop(key, None)

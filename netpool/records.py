@@ -54,7 +54,7 @@ def subnet_of_name(name: str) -> IPNetwork | None:
     return subnet if name_for(subnet) == name else None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Record:
     """What the operator keeps of a NodeSubnet."""
 
