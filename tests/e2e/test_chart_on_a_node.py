@@ -264,6 +264,101 @@ def test_node_becomes_ready_once_a_network_writes_its_pod_cidr(node: Node, api: 
     assert became >= written, f"Ready since {became}, podCIDRs written at {written}"  # both RFC 3339, UTC, seconds
 
 
+# A TCP server on the pod's own address that answers each "ping" with who it
+# is and whom it saw; and a client that pings an address and prints the answer.
+SERVER = """
+import os, socket
+me = os.environ["POD_IP"]
+with socket.create_server((me, 8080)) as server:
+    while True:
+        conn, (peer, _) = server.accept()
+        with conn:
+            conn.settimeout(5)
+            try:
+                asked = conn.recv(100).decode()
+                if asked:  # the readiness probe only connects
+                    print(f"{asked} from {peer}", flush=True)
+                    conn.sendall(f"pong from {me} to {peer}".encode())
+            except OSError as e:
+                print(f"{peer}: {e}", flush=True)
+"""
+CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], 8080), timeout=10) as conn:
+    conn.sendall(b"ping")
+    conn.shutdown(socket.SHUT_WR)
+    print(conn.recv(100).decode(), flush=True)
+"""
+
+
+def python_pod(name: str, code: str, *args: str, server: bool = False) -> dict[str, Any]:
+    """A small pod running `code` in the operator's image (the Python it has)."""
+    container: dict[str, Any] = {
+        "name": name,
+        "image": "localhost/network-operator:0.1.0",
+        "imagePullPolicy": "Never",
+        # -P: the image's working folder holds operator.py, which hides the stdlib's operator module.
+        "command": ["python", "-P", "-c", code, *args],
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+    }
+    if server:
+        container["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "e2e-ping"}},
+        "spec": {
+            "containers": [container],
+            "restartPolicy": "Always" if server else "Never",
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+        },
+    }
+
+
+def pod_if(node: Node, name: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    pod = node.get("pod", "-n", "default", name)
+    return pod if check(pod) else None
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return condition(pod, "Ready") == "True"
+
+
+def pod_finished(pod: dict[str, Any]) -> bool:
+    return pod["status"].get("phase") in ("Succeeded", "Failed")
+
+
+def test_two_pods_get_addresses_of_the_pod_cidr_and_reach_each_other(node: Node, api: pykube.HTTPClient) -> None:
+    subnet = subnet_on_node(api, node.name, "default", POD_NETWORK)
+    assert subnet is not None
+    assert pod_cidrs(node) == (subnet, [subnet])
+    pod_cidr = ipaddress.ip_network(subnet)
+    try:
+        node.kubectl("apply", "-f", "-", input=json.dumps(python_pod("ping-server", SERVER, server=True)))
+        server = wait_for("the server pod to be Ready", lambda: pod_if(node, "ping-server", pod_ready), timeout=90)
+        server_ip = server["status"]["podIP"]
+        node.kubectl("apply", "-f", "-", input=json.dumps(python_pod("ping-client", CLIENT, server_ip)))
+        client = wait_for("the client pod to finish", lambda: pod_if(node, "ping-client", pod_finished), timeout=90)
+        said = node.kubectl("logs", "-n", "default", "ping-client").stdout.strip()
+        heard = node.kubectl("logs", "-n", "default", "ping-server").stdout
+        assert client["status"]["phase"] == "Succeeded", said
+        ips = []
+        for pod in (server, client):
+            (only,) = [ip["ip"] for ip in pod["status"]["podIPs"]]
+            assert only == pod["status"]["podIP"]
+            assert ipaddress.ip_address(only) in pod_cidr, (only, subnet)
+            ips.append(only)
+        server_ip, client_ip = ips
+        assert server_ip != client_ip
+        # Straight from one pod's address to the other's, and back, untranslated.
+        assert said == f"pong from {server_ip} to {client_ip}"
+        assert f"ping from {client_ip}" in heard.splitlines(), heard
+    finally:
+        node.kubectl("delete", "pod", "-n", "default", "-l", "app=e2e-ping", "--wait=false")
+
+
 class Prober:
     """Creates a Network every second and waits for its subnet: whether
     Networks are admitted (the webhook answers) and served throughout."""
