@@ -8,6 +8,9 @@ kubelet in a network namespace of their own, with no route out.
 COMMAND, lives in a fresh network namespace whose only interfaces are `lo`
 (with the node's address and the `kubernetes` Service's address) and the pod
 bridge. There is no default route, so no packet can leave the machine.
+The node starts without a pod network: containerd's CNI conf_dir is empty
+until the Node gets a podCIDR, which the kubelet then hands to containerd,
+and containerd renders its conf_template (bridge + host-local) with it.
 BIN holds the binaries of `controlplane/build.sh node`, IMAGES the image
 archives of tests/e2e/images.sh. COMMAND gets $KUBECONFIG (admin), $PATH with
 kubectl and helm first, and $E2E_NODE, a JSON file describing the node.
