@@ -162,6 +162,8 @@ def test_readme_network_gets_a_subnet_for_the_node(node: Node, api: pykube.HTTPC
     # node's podCIDR alone, so there still is none.
     assert not doc["spec"].get("podCIDRs")
     assert pod_cidrs(node) == (None, [])
+    assert "podCIDRs" not in net["status"], net["status"]
+    assert condition(net, "PodCIDRs") is None, net["status"]
     assert not list(node.cni_conf_dir.iterdir())
     assert condition(node.get("node", node.name), "Ready") == "False"
     logs = node.kubectl("logs", "-n", NAMESPACE, f"deploy/{FULLNAME}").stdout
@@ -238,6 +240,15 @@ def test_node_becomes_ready_once_a_network_writes_its_pod_cidr(node: Node, api: 
     assert key in fields_of(writer).get("f:metadata", {}).get("f:annotations", {}), writer
     assert "f:podCIDR" in fields_of(writer)["f:spec"], writer
     written = writer["time"]
+
+    def reported() -> dict[str, Any] | None:
+        net = node.get("network", "-n", "default", POD_NETWORK)
+        return net if condition(net, "PodCIDRs") == "True" else None
+
+    status = wait_for("the Network to report the podCIDR written", reported)["status"]
+    assert (status["podCIDRs"], status["podCIDRConflicts"]) == (1, 0), status
+    (said,) = [c for c in status["conditions"] if c["type"] == "PodCIDRs"]
+    assert said["reason"] == "Written", said
 
     # containerd rendered its template with the podCIDR, and nothing else is there.
     rendered = wait_for("containerd's CNI configuration", lambda: node.cni_rendered.exists() or None, timeout=60)
