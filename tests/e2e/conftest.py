@@ -26,9 +26,10 @@ class Node:
     audit_log: Path
     bin: Path
     containerd: Path
-    cni_conf_dir: Path
-    cni_config: dict[str, Any]
-    pod_subnet: str
+    cni_conf_dir: Path  # containerd's conf_dir: empty until the Node has a podCIDR
+    cni_template: Path  # containerd's conf_template
+    cni_rendered: Path  # what containerd renders from it into cni_conf_dir
+    cni_bridge: str
     service_ip: str
 
     def run(
@@ -81,8 +82,9 @@ def node() -> Node:
         bin=Path(info["bin"]),
         containerd=Path(info["containerd"]),
         cni_conf_dir=Path(info["cni_conf_dir"]),
-        cni_config=info["cni_config"],
-        pod_subnet=info["pod_subnet"],
+        cni_template=Path(info["cni_template"]),
+        cni_rendered=Path(info["cni_conf_dir"]) / info["cni_rendered"],
+        cni_bridge=info["cni_bridge"],
         service_ip=info["service_ip"],
     )
 

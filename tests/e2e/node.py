@@ -8,6 +8,9 @@ kubelet in a network namespace of their own, with no route out.
 COMMAND, lives in a fresh network namespace whose only interfaces are `lo`
 (with the node's address and the `kubernetes` Service's address) and the pod
 bridge. There is no default route, so no packet can leave the machine.
+The node starts without a pod network: containerd's CNI conf_dir is empty
+until the Node gets a podCIDR, which the kubelet then hands to containerd,
+and containerd renders its conf_template (bridge + host-local) with it.
 BIN holds the binaries of `controlplane/build.sh node`, IMAGES the image
 archives of tests/e2e/images.sh. COMMAND gets $KUBECONFIG (admin), $PATH with
 kubectl and helm first, and $E2E_NODE, a JSON file describing the node.
@@ -65,8 +68,10 @@ FREEZER = CGROUPS / "freezer" / NAME
 NODE = "e2e-node"
 NODE_IP = "10.89.0.2"
 SERVICE_IP = "10.96.0.1"
-POD_SUBNET = "10.244.0.0/24"
 CNI_NETWORK = NAME
+CNI_BRIDGE = "cni-e2e0"
+# What containerd names the configuration it renders from its conf_template.
+CNI_RENDERED = "10-containerd-net.conflist"
 # Kernel settings the kubelet sets to its liking (they are not per namespace).
 SYSCTLS = ["vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys"]
 SYSCTLS += ["kernel/keys/root_maxbytes"]
@@ -373,32 +378,41 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         Root = "{RUN}/runc"
   [{cri}.cni]
     bin_dir = "/usr/lib/cni"
+    # Empty until the Node has a podCIDR: then the kubelet hands it over
+    # (UpdateRuntimeConfig) and containerd renders conf_template into it.
     conf_dir = "{STATE}/cni/net.d"
+    conf_template = "{STATE}/cni/pod-network.template"
 """
 
 
-def cni_config() -> dict[str, Any]:
-    """The pod network: a bridge on the node with host-local addresses. Pods'
-    default route leads to the node, which has none: nothing leaves."""
-    return {
+def cni_template() -> str:
+    """The pod network, as a template containerd renders (Go text/template,
+    fields PodCIDR, PodCIDRRanges, Routes) with the podCIDRs of the Node: a
+    bridge on the node with host-local addresses from them. Pods' default
+    route leads to the node, which has none: nothing leaves."""
+    ranges = '{{range $i, $cidr := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$cidr}}"}]{{end}}'
+    routes = '{{range $i, $dst := .Routes}}{{if $i}}, {{end}}{"dst": "{{$dst}}"}{{end}}'
+    config = {
         "cniVersion": "1.0.0",
         "name": CNI_NETWORK,
         "plugins": [
             {
                 "type": "bridge",
-                "bridge": "cni-e2e0",
+                "bridge": CNI_BRIDGE,
                 "isGateway": True,
                 "ipMasq": False,
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": POD_SUBNET}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "ranges": "RANGES",
+                    "routes": "ROUTES",
                     "dataDir": f"{STATE}/cni/ipam",
                 },
             }
         ],
     }
+    text = json.dumps(config, indent=1)
+    return text.replace('"RANGES"', f"[{ranges}]").replace('"ROUTES"', f"[{routes}]")
 
 
 def kubelet_config(ca: Path) -> dict[str, Any]:
@@ -480,6 +494,7 @@ class Node:
 
         (STATE / "containerd.toml").write_text(containerd_config())
         (STATE / "cni" / "net.d").mkdir(parents=True)
+        (STATE / "cni" / "pod-network.template").write_text(cni_template())
         self.procs["containerd"] = spawn(
             "containerd", ["containerd", "--config", str(STATE / "containerd.toml")], cgroup=daemons
         )
@@ -524,8 +539,9 @@ class Node:
             "bin": str(self.bin),
             "containerd": str(sock),
             "cni_conf_dir": str(STATE / "cni" / "net.d"),
-            "cni_config": cni_config(),
-            "pod_subnet": POD_SUBNET,
+            "cni_template": str(STATE / "cni" / "pod-network.template"),
+            "cni_rendered": CNI_RENDERED,
+            "cni_bridge": CNI_BRIDGE,
             "service_ip": SERVICE_IP,
             "state": str(STATE),
         }

@@ -1,7 +1,8 @@
 """The chart's pods under a real kubelet, in the order a cluster lives it:
-installed before there is a pod network, serving, hardened, upgraded to two
-replicas once the pod network is up, cut off from the API server, and
-uninstalled. The tests run in file order and build on each other.
+installed before there is a pod network, serving, hardened, giving the node
+the podCIDR its pod network is made from, upgraded to two replicas on that
+network, cut off from the API server, and uninstalled. The tests run in file
+order and build on each other.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ FULLNAME = "network-operator"  # the release name contains the chart's name
 ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{FULLNAME}"
 # The image tests/e2e/images.sh built from the Dockerfile, already on the node.
 IMAGE = ["--set", "image.repository=localhost/network-operator,image.tag=0.1.0,image.pullPolicy=Never"]
+# The Network whose subnet of the node becomes the node's podCIDR, and so its
+# pod network. Outside the README's pool and the upgrade's probes (10.100-249).
+POD_NETWORK = "pods"
+POD_NETWORK_CIDR = "10.32.0.0/16"
 T = TypeVar("T")
 
 
@@ -83,6 +88,12 @@ def subnet_on_node(api: pykube.HTTPClient, node: str, namespace: str, name: str)
     return annotation.subnet_of(value)
 
 
+def pod_cidrs(node: Node) -> tuple[str | None, list[str]]:
+    """The Node's spec.podCIDR and spec.podCIDRs."""
+    spec = node.get("node", node.name)["spec"]
+    return spec.get("podCIDR"), spec.get("podCIDRs") or []
+
+
 def network_doc(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "samplecrd.k8s.io/v1",
@@ -111,6 +122,7 @@ def test_install_before_the_pod_network(node: Node) -> None:
     assert condition(before, "Ready") == "False"
     taints = {t["key"] for t in before["spec"].get("taints") or []}
     assert {"node.kubernetes.io/not-ready", "node-role.kubernetes.io/control-plane"} <= taints, taints
+    assert pod_cidrs(node) == (None, []), "the node has a podCIDR already"
     assert not list(node.cni_conf_dir.iterdir()), "a pod network is configured already"
 
     started = time.monotonic()
@@ -146,7 +158,13 @@ def test_readme_network_gets_a_subnet_for_the_node(node: Node, api: pykube.HTTPC
     record = node.get("nodesubnet", records.name_for(ipaddress.ip_network(subnet)))
     assert (record["spec"]["node"], record["spec"]["subnet"]) == (node.name, subnet)
     assert record["metadata"]["ownerReferences"][0]["name"] == node.name
-    # Served before the pod network exists.
+    # Served before the pod network exists; without podCIDRs it leaves the
+    # node's podCIDR alone, so there still is none.
+    assert not doc["spec"].get("podCIDRs")
+    assert pod_cidrs(node) == (None, [])
+    assert "podCIDRs" not in net["status"], net["status"]
+    assert condition(net, "PodCIDRs") is None, net["status"]
+    assert not list(node.cni_conf_dir.iterdir())
     assert condition(node.get("node", node.name), "Ready") == "False"
     logs = node.kubectl("logs", "-n", NAMESPACE, f"deploy/{FULLNAME}").stdout
     assert f"add a node: {node.name}" in logs, logs[-3000:]
@@ -192,15 +210,164 @@ def test_hardening_holds_in_the_running_container(node: Node) -> None:
 # --- with the pod network -----------------------------------------------------------
 
 
-def test_node_becomes_ready_with_a_pod_network(node: Node) -> None:
-    (node.cni_conf_dir / "10-pods.conflist").write_text(json.dumps(node.cni_config))
+def fields_of(entry: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = entry.get("fieldsV1") or {}
+    return fields
 
-    def ready() -> bool:
+
+def test_node_becomes_ready_once_a_network_writes_its_pod_cidr(node: Node, api: pykube.HTTPClient) -> None:
+    """The bootstrap of a pod network: a Network with podCIDRs writes the
+    node's subnet into Node.spec.podCIDRs, the kubelet hands it to
+    containerd, containerd renders its CNI conf_template with it, and only
+    then is the node Ready."""
+    assert condition(node.get("node", node.name), "Ready") == "False"
+    assert pod_cidrs(node) == (None, [])
+    assert not list(node.cni_conf_dir.iterdir())
+
+    selector = {"matchLabels": {"kubernetes.io/hostname": node.name}}
+    spec = {"cidr": POD_NETWORK_CIDR, "podCIDRs": True, "nodeSelector": selector}
+    node.kubectl("apply", "-f", "-", input=json.dumps(network_doc("default", POD_NETWORK, spec)))
+    subnet = wait_for("the node's subnet", lambda: subnet_on_node(api, node.name, "default", POD_NETWORK))
+    assert ipaddress.ip_network(subnet).subnet_of(ipaddress.ip_network(POD_NETWORK_CIDR))  # type: ignore[arg-type]
+    assert wait_for("the node's podCIDRs", lambda: pod_cidrs(node)[1]) == [subnet]
+    assert pod_cidrs(node) == (subnet, [subnet])
+    record = node.get("nodesubnet", records.name_for(ipaddress.ip_network(subnet)))
+    assert (record["spec"]["node"], record["spec"]["subnet"]) == (node.name, subnet)
+    # Written by the operator, with the annotation (one manager holds both).
+    key = f"f:{annotation.key_for('default', POD_NETWORK)}"
+    entries = node.get("node", node.name, "--show-managed-fields")["metadata"]["managedFields"]
+    (writer,) = [e for e in entries if "f:podCIDRs" in fields_of(e).get("f:spec", {})]
+    assert key in fields_of(writer).get("f:metadata", {}).get("f:annotations", {}), writer
+    assert "f:podCIDR" in fields_of(writer)["f:spec"], writer
+    written = writer["time"]
+
+    def reported() -> dict[str, Any] | None:
+        net = node.get("network", "-n", "default", POD_NETWORK)
+        return net if condition(net, "PodCIDRs") == "True" else None
+
+    status = wait_for("the Network to report the podCIDR written", reported)["status"]
+    assert (status["podCIDRs"], status["podCIDRConflicts"]) == (1, 0), status
+    (said,) = [c for c in status["conditions"] if c["type"] == "PodCIDRs"]
+    assert said["reason"] == "Written", said
+
+    # containerd rendered its template with the podCIDR, and nothing else is there.
+    rendered = wait_for("containerd's CNI configuration", lambda: node.cni_rendered.exists() or None, timeout=60)
+    assert rendered
+    assert list(node.cni_conf_dir.iterdir()) == [node.cni_rendered]
+    config = json.loads(node.cni_rendered.read_text())
+    ipam = config["plugins"][0]["ipam"]
+    assert ipam["ranges"] == [[{"subnet": subnet}]], ipam
+    assert ipam["routes"] == [{"dst": "0.0.0.0/0"}], ipam
+    # The rest is the template as written.
+    template = json.loads(re.sub(r"\[\{\{range .*?\{\{end\}\}\]", "null", node.cni_template.read_text()))
+    ipam["ranges"] = ipam["routes"] = None
+    assert config == template
+    assert config["plugins"][0]["bridge"] == node.cni_bridge
+
+    def ready() -> dict[str, Any] | None:
         current = node.get("node", node.name)
         taints = {t["key"] for t in current["spec"].get("taints") or []}
-        return condition(current, "Ready") == "True" and "node.kubernetes.io/not-ready" not in taints
+        fine = condition(current, "Ready") == "True" and "node.kubernetes.io/not-ready" not in taints
+        return current if fine else None
 
-    wait_for("the node to be Ready without the not-ready taint", ready, timeout=120)
+    now = wait_for("the node to be Ready without the not-ready taint", ready, timeout=120)
+    (became,) = [c["lastTransitionTime"] for c in now["status"]["conditions"] if c["type"] == "Ready"]
+    assert became >= written, f"Ready since {became}, podCIDRs written at {written}"  # both RFC 3339, UTC, seconds
+
+
+# A TCP server on the pod's own address that answers each "ping" with who it
+# is and whom it saw; and a client that pings an address and prints the answer.
+SERVER = """
+import os, socket
+me = os.environ["POD_IP"]
+with socket.create_server((me, 8080)) as server:
+    while True:
+        conn, (peer, _) = server.accept()
+        with conn:
+            conn.settimeout(5)
+            try:
+                asked = conn.recv(100).decode()
+                if asked:  # the readiness probe only connects
+                    print(f"{asked} from {peer}", flush=True)
+                    conn.sendall(f"pong from {me} to {peer}".encode())
+            except OSError as e:
+                print(f"{peer}: {e}", flush=True)
+"""
+CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], 8080), timeout=10) as conn:
+    conn.sendall(b"ping")
+    conn.shutdown(socket.SHUT_WR)
+    print(conn.recv(100).decode(), flush=True)
+"""
+
+
+def python_pod(name: str, code: str, *args: str, server: bool = False) -> dict[str, Any]:
+    """A small pod running `code` in the operator's image (the Python it has)."""
+    container: dict[str, Any] = {
+        "name": name,
+        "image": "localhost/network-operator:0.1.0",
+        "imagePullPolicy": "Never",
+        # -P: the image's working folder holds operator.py, which hides the stdlib's operator module.
+        "command": ["python", "-P", "-c", code, *args],
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+    }
+    if server:
+        container["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "e2e-ping"}},
+        "spec": {
+            "containers": [container],
+            "restartPolicy": "Always" if server else "Never",
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+        },
+    }
+
+
+def pod_if(node: Node, name: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    pod = node.get("pod", "-n", "default", name)
+    return pod if check(pod) else None
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return condition(pod, "Ready") == "True"
+
+
+def pod_finished(pod: dict[str, Any]) -> bool:
+    return pod["status"].get("phase") in ("Succeeded", "Failed")
+
+
+def test_two_pods_get_addresses_of_the_pod_cidr_and_reach_each_other(node: Node, api: pykube.HTTPClient) -> None:
+    subnet = subnet_on_node(api, node.name, "default", POD_NETWORK)
+    assert subnet is not None
+    assert pod_cidrs(node) == (subnet, [subnet])
+    pod_cidr = ipaddress.ip_network(subnet)
+    try:
+        node.kubectl("apply", "-f", "-", input=json.dumps(python_pod("ping-server", SERVER, server=True)))
+        server = wait_for("the server pod to be Ready", lambda: pod_if(node, "ping-server", pod_ready), timeout=90)
+        server_ip = server["status"]["podIP"]
+        node.kubectl("apply", "-f", "-", input=json.dumps(python_pod("ping-client", CLIENT, server_ip)))
+        client = wait_for("the client pod to finish", lambda: pod_if(node, "ping-client", pod_finished), timeout=90)
+        said = node.kubectl("logs", "-n", "default", "ping-client").stdout.strip()
+        heard = node.kubectl("logs", "-n", "default", "ping-server").stdout
+        assert client["status"]["phase"] == "Succeeded", said
+        ips = []
+        for pod in (server, client):
+            (only,) = [ip["ip"] for ip in pod["status"]["podIPs"]]
+            assert only == pod["status"]["podIP"]
+            assert ipaddress.ip_address(only) in pod_cidr, (only, subnet)
+            ips.append(only)
+        server_ip, client_ip = ips
+        assert server_ip != client_ip
+        # Straight from one pod's address to the other's, and back, untranslated.
+        assert said == f"pong from {server_ip} to {client_ip}"
+        assert f"ping from {client_ip}" in heard.splitlines(), heard
+    finally:
+        node.kubectl("delete", "pod", "-n", "default", "-l", "app=e2e-ping", "--wait=false")
 
 
 class Prober:
@@ -282,7 +449,7 @@ def test_upgrade_to_two_replicas_rolls_with_one_writer(node: Node, api: pykube.H
         pods = wait_for("two new Ready pods and no old one", rolled, timeout=120)
         print(f"\nhelm upgrade and rollout: {time.monotonic() - started:.1f}s")
         time.sleep(8)  # the new active replica serves for a while too
-    pod_network = ipaddress.ip_network(node.pod_subnet)
+    pod_network = ipaddress.ip_network(pod_cidrs(node)[0])  # type: ignore[arg-type]
     for pod in pods:
         assert ipaddress.ip_address(pod["status"]["podIP"]) in pod_network, pod["status"]["podIP"]
     print(f"probes served: {len(prober.served)}, slowest {max(prober.served.values(), default=0):.1f}s")
@@ -382,6 +549,8 @@ def test_uninstall_removes_the_chart_but_keeps_crds_networks_and_annotations(
     example = readme_network()["metadata"]["name"]
     subnet = subnet_on_node(api, node.name, "default", example)
     assert subnet is not None
+    podcidrs = pod_cidrs(node)
+    assert podcidrs[0] is not None
 
     node.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "120s")
 
@@ -397,6 +566,7 @@ def test_uninstall_removes_the_chart_but_keeps_crds_networks_and_annotations(
         node.kubectl("get", "crd", crd)
     assert Network.objects(api, namespace="default").get_or_none(name=example) is not None
     assert subnet_on_node(api, node.name, "default", example) == subnet
+    assert pod_cidrs(node) == podcidrs
 
 
 # --- the namespace ---------------------------------------------------------------------
@@ -409,7 +579,10 @@ def test_no_route_out_of_the_node(node: Node) -> None:
         subprocess.run(["ip", "-j", "route", "show", "table", "all"], capture_output=True, check=True).stdout
     )
     assert not [r for r in routes if r.get("dst") in ("default", "0.0.0.0/0", "::/0")], routes
-    bridge = node.cni_config["plugins"][0]["bridge"]
+    bridge = node.cni_bridge
+    # Over the bridge: the node's podCIDR (and IPv6 link-local, on every link).
+    over_bridge = [r["dst"] for r in routes if r.get("dev") == bridge and r.get("table", "main") == "main"]
+    assert [d for d in over_bridge if not ipaddress.ip_network(d).is_link_local] == [pod_cidrs(node)[0]], routes
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, check=True).stdout)
     for link in links:
         # Besides lo and the bridge only veths, whose other end is in a pod.
