@@ -122,7 +122,7 @@ class Syncer:
                 now=utcnow(),
             )
         else:
-            built = await self._allocate(view, parsed, nodes, carried, previous)
+            built = await self._allocate(view, parsed, nodes, carried, previous, rivals)
             if built is None:
                 return True
             status = built
@@ -147,6 +147,7 @@ class Syncer:
         nodes: list[NodeView],
         carried: Mapping[str, Mapping[str, str]],
         previous: Mapping[str, Any],
+        rivals: list[Claim],
     ) -> dict[str, Any] | None:
         """Plan and write; the status to report, or None to go round again at once."""
         key = (view.namespace, view.name)
@@ -166,10 +167,11 @@ class Syncer:
         # The records are the truth; an annotation with no record is adopted
         # if its subnet is free; what an older version's status remembered
         # gives a Node back its subnet when both are missing (upgrade).
+        annotated = {n: _annotated([v[ann_key]]) for n, v in carried.items() if ann_key in v}
         held: dict[str, IPNetwork | None] = {n: r.subnet for n, r in own.items()}
-        for node, values in carried.items():
+        for node, subnets in annotated.items():
             if node not in held:
-                held[node] = allocator.parse_subnet(annotation.subnet_of(values.get(ann_key)))
+                held[node] = subnets[0] if subnets else None
         remembered: dict[str, IPNetwork | None] = {
             a.get("node", ""): allocator.parse_subnet(a.get("subnet"))
             for a in previous.get("allocations") or []
@@ -183,17 +185,19 @@ class Syncer:
                     source[node] = None
             source.update(fit.pinned)
 
-        taken = [r.subnet for r in self.records if r.network != key]
+        # What other Networks hold, but not of those whose cidr shares no address
+        # with this pool: that is most of the cluster's allocations, and reading
+        # them all made every reconcile O(allocations). Should one of them still
+        # hold a subnet here (its cidr just moved), the NodeSubnet's name is
+        # taken and the create below picks again.
+        apart = {_key(c.ref) for c in rivals if not c.network.overlaps(pool.network)}
+        apart_keys = {annotation.key_for(*k) for k in apart} | {ann_key}
+        taken = [r.subnet for k in self.records.networks() if k != key and k not in apart for r in self.records.of(k)]
         # Not free in this round: other Networks' annotations, subnets about to
         # be released, and values a Node still carries that are not its record.
-        taken += _annotated(v for values in carried.values() for k, v in values.items() if k != ann_key)
+        taken += _annotated(v for values in carried.values() for k, v in values.items() if k not in apart_keys)
         taken += [r.subnet for r in extra] + [r.subnet for n, r in own.items() if n not in wanted]
-        taken += [
-            s
-            for n, values in carried.items()
-            if (s := allocator.parse_subnet(annotation.subnet_of(values.get(ann_key)))) is not None
-            if held.get(n) != s
-        ]
+        taken += [s for n, subnets in annotated.items() for s in subnets if held.get(n) != s]
         taken = [s for s in taken if s not in pinned] + fit.taken
         plan = allocator.plan(pool, wanted, held, remembered, taken)
 
@@ -362,6 +366,11 @@ def _own_records(mine: Iterable[Record]) -> tuple[dict[str, Record], list[Record
         else:
             own[record.node] = record
     return own, extra
+
+
+def _key(ref: str) -> Key:
+    namespace, _, name = ref.partition("/")
+    return namespace, name
 
 
 def _annotated(values: Iterable[str]) -> list[IPNetwork]:
