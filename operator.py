@@ -172,7 +172,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         await http.cleanup()
     api = memo.get("api")
     if api is not None:
-        api.close()
+        await api.close()
     # Kopf 1.45 does not close the watch streams of the Node and NodeSubnet
     # watchers when it stops them in the middle of a burst; each leaves a task
     # that waits for a pause, and holds the exit for Kopf's 5 s timeout on hung

@@ -1,22 +1,23 @@
-"""The few Kubernetes API calls the operator makes, with the official client.
+"""The few Kubernetes API calls the operator makes: raw JSON over aiohttp.
 
-The `kubernetes` client is synchronous, so every call runs in a worker thread
-of the Api's own pool and never blocks Kopf's event loop. Writes are counted
-and failures counted by resource and status (see controller/metrics.py).
+aiohttp is Kopf's own HTTP stack, so the requests share Kopf's event loop and
+need no worker threads. The login (kubeconfig, or the pod's ServiceAccount)
+comes from the official client's configuration loader. Writes are counted and
+failures counted by resource and status (see controller/metrics.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import json
 import math
 import os
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
+import aiohttp
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
@@ -30,12 +31,15 @@ _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=
 _MERGE = "application/merge-patch+json"
 _PAGE = 500
 T = TypeVar("T")
-# Requests in flight at once. Each waits on the API server most of its time,
-# so many threads cost little CPU; thousands of Node patches need them.
+# Requests in flight at once. Each waits on the API server most of its time;
+# thousands of Node patches need many at once.
 CONCURRENCY = 32
+# No request waits forever on a silent connection; a LIST page of kubelet
+# Nodes takes well under this.
+_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 
 
-def load_config() -> kubernetes.client.ApiClient:
+def load_config() -> kubernetes.client.Configuration:
     """The pod's credentials (controller/login.py), the kubeconfig ($KUBECONFIG) elsewhere."""
     pod = login.in_cluster()
     if pod is not None:
@@ -44,12 +48,20 @@ def load_config() -> kubernetes.client.ApiClient:
         config.api_key = {"authorization": pod.token()}
         config.api_key_prefix = {"authorization": "Bearer"}
         config.refresh_api_key_hook = _refresh_token(pod)  # type: ignore[assignment]  # typed None upstream
-    else:
-        # Read $KUBECONFIG now, not when the client library was imported.
-        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-        config = kubernetes.client.Configuration.get_default_copy()
-    config.connection_pool_maxsize = CONCURRENCY  # one connection per worker thread
-    return kubernetes.client.ApiClient(config)
+        return config
+    # Read $KUBECONFIG now, not when the client library was imported.
+    kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
+    return kubernetes.client.Configuration.get_default_copy()
+
+
+def _tls(config: kubernetes.client.Configuration) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=config.ssl_ca_cert)
+    if not config.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.cert_file:
+        context.load_cert_chain(config.cert_file, config.key_file)
+    return context
 
 
 def _refresh_token(pod: login.InCluster, every: float = 60) -> Callable[[kubernetes.client.Configuration], None]:
@@ -70,29 +82,47 @@ class Fenced(RuntimeError):
 
 
 class Api:
-    """Raw JSON requests over the official client's authentication and
-    connection pool. The generated API methods validate every argument and
-    build model objects from every response; the operator needs neither, and
-    skipping them makes a Node patch several times cheaper."""
+    """Raw JSON requests with the official client's login. The generated API
+    methods validate every argument and build model objects from every
+    response, and the official client is synchronous (a thread per request in
+    flight); the operator needs none of it. Measured against one API server:
+    a Node PATCH costs 0.2 ms of CPU here, 0.65 ms through the official client
+    on a thread pool."""
 
-    def __init__(self, client: kubernetes.client.ApiClient, metrics: Metrics) -> None:
-        self.client = client
+    def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics) -> None:
+        self.config = config
         self.metrics = metrics
-        self._threads = concurrent.futures.ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="kube-api")
         self.fenced = False
         self.lease: Lease | None = None  # with several replicas: held while writing (controller/lease.py)
+        self._tls = _tls(config)
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def fence(self) -> None:
         """Write nothing more: the operator is stopping and another replica may
-        take over at once. Writes already queued for a worker thread fail
-        there without a request; at most CONCURRENCY are in flight."""
+        take over at once. Writes waiting for a free connection fail without a
+        request; at most CONCURRENCY are in flight."""
         self.fenced = True
 
-    def close(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
-        self.client.close()  # type: ignore[no-untyped-call]
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    def _request(
+    def _connection(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        """The session of the running loop (made on first use: a session
+        belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._loop = loop
+            connector = aiohttp.TCPConnector(limit=CONCURRENCY, ssl=self._tls)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT)
+            self._slots = asyncio.Semaphore(CONCURRENCY)
+        assert self._slots is not None
+        return self._session, self._slots
+
+    async def _request(
         self,
         method: str,
         path: str,
@@ -100,30 +130,42 @@ class Api:
         body: Any = None,
         content_type: str | None = None,
         accept: str = "application/json",
-        timeout: float | None = None,
         fence: bool = True,
     ) -> Any:
-        # Checked in the worker thread, just before the request: a write queued
-        # behind others must not go out once the operator stopped or lost the Lease.
-        if fence and method != "GET" and (self.fenced or (self.lease is not None and not self.lease.valid())):
-            raise Fenced(f"{method} {path}: the operator is stopping or does not hold the Lease")
-        headers = {"Accept": accept}
-        if content_type:
-            headers["Content-Type"] = content_type
-        request = self.client.param_serialize(
-            method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
-        )
-        resp = self.client.call_api(*request, _request_timeout=timeout)
-        data = resp.read()  # type: ignore[no-untyped-call]
+        session, slots = self._connection()
+        async with slots:
+            # Checked once a connection is free, just before the request: a write
+            # queued behind others must not go out once the operator stopped or
+            # lost the Lease.
+            if fence and method != "GET" and (self.fenced or (self.lease is not None and not self.lease.valid())):
+                raise Fenced(f"{method} {path}: the operator is stopping or does not hold the Lease")
+            headers = {"Accept": accept}
+            if body is not None:
+                headers["Content-Type"] = content_type or "application/json"
+            # The client's own reading of the login: a kubeconfig token, or the
+            # pod's, reread by its refresh hook.
+            bearer = self.config.auth_settings().get("BearerToken")
+            if bearer and bearer["value"]:
+                headers["Authorization"] = str(bearer["value"])
+            async with session.request(
+                method,
+                self.config.host + path,
+                params=[(k, str(v)) for k, v in query or []],
+                data=json.dumps(body) if body is not None else None,
+                headers=headers,
+            ) as resp:
+                data = await resp.read()
         if not 200 <= resp.status < 300:
-            raise ApiException(http_resp=resp)
+            error = ApiException(status=resp.status, reason=resp.reason)
+            error.body = data.decode(errors="replace")
+            raise error
         return json.loads(data) if data else None
 
     async def _call(
         self, resource: str, write: bool, method: str, path: str, expected: int = 404, **kwargs: Any
     ) -> Any:
-        """One request in a worker thread; None if it fails with the `expected`
-        status (by default 404: the object is gone)."""
+        """One request; None if it fails with the `expected` status (by
+        default 404: the object is gone)."""
         if write and self.lease is not None and kwargs.get("fence", True):
             async with self.lease.writing():
                 return await self._send(resource, write, method, path, expected, **kwargs)
@@ -133,8 +175,7 @@ class Api:
         if write:
             self.metrics.api_writes.labels(resource).inc()
         try:
-            call = functools.partial(self._request, method, path, **kwargs)
-            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+            return await self._request(method, path, **kwargs)
         except ApiException as e:
             if e.status == expected:
                 return None
@@ -143,9 +184,7 @@ class Api:
 
     async def version(self, within: float) -> dict[str, Any]:
         """GET /version, which every authenticated client may read: does the API server answer?"""
-        call = functools.partial(self._request, "GET", "/version", timeout=within)
-        loop = asyncio.get_running_loop()
-        return cast(dict[str, Any], await asyncio.wait_for(loop.run_in_executor(self._threads, call), within))
+        return cast(dict[str, Any], await asyncio.wait_for(self._request("GET", "/version"), within))
 
     async def lease_request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | str | None:
         """The Lease's own calls: never fenced; None for 404, "conflict" for 409."""

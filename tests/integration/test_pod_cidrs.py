@@ -224,12 +224,12 @@ def test_a_pod_cidr_set_elsewhere_first_wins_and_is_reported(
         engine = Engine(racer, lambda *_: None, logging.getLogger("race"), relist_every=3600)
         engine.nodes.put(node_view(node))
         engine.bind({key: [network_view(net)]})
-        await engine.request(key)
+        try:
+            await engine.request(key)
+        finally:
+            await racer.close()
 
-    try:
-        asyncio.run(run())
-    finally:
-        racer.close()
+    asyncio.run(run())
     assert racer.refused == 1  # the API server refused the second writer: podCIDRs are set once
     assert pod_cidrs(api) == {"racy": ["10.98.0.0/24"]}
     # The operator learned the Node's podCIDRs, gave its subnet back, and says why.

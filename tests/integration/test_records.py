@@ -193,13 +193,13 @@ def test_the_loser_of_a_create_race_takes_another_subnet(
             engine.nodes.put(node_view(nodes[name]))  # each knows only its own Node
             engine.bind({key: [network_view(net)]})
             engines[name] = engine
-        await asyncio.gather(*(e.request(key) for e in engines.values()))
+        try:
+            await asyncio.gather(*(e.request(key) for e in engines.values()))
+        finally:
+            for spy in spies.values():
+                await spy.close()
 
-    try:
-        asyncio.run(race())
-    finally:
-        for spy in spies.values():
-            spy.close()
+    asyncio.run(race())
     records = record_subnets(api, namespace, "race")
     assert sorted(records.values()) == ["10.77.1.0/24", "10.77.2.0/24"]
     assert node_subnets(api, namespace, "race") == records

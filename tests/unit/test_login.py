@@ -56,8 +56,7 @@ def test_the_api_client_uses_the_same_login_and_rereads_the_token(
     monkeypatch.setattr(login, "SERVICE_ACCOUNT", account)
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
-    client = kube.load_config()
-    config = client.configuration
+    config = kube.load_config()
     assert config.host == "https://10.96.0.1:443"
     assert config.ssl_ca_cert == str(account / "ca.crt")
     assert config.auth_settings()["BearerToken"]["value"] == "Bearer token-1"
