@@ -52,6 +52,10 @@ def over(value: float, limit: float, unit: str) -> str:
     return f"missed: {value - limit:,.{0 if unit == ' s' and value > 100 else 1}f}{unit} over ({value / limit:.1f}×)"
 
 
+def rate(per_second: float) -> str:
+    return f"{per_second:.0f}" if per_second >= 10 else f"{per_second:.1f}"
+
+
 def pool_rows(total: int, runs: dict[str, nodeipam.Run]) -> list[Row]:
     kcm = runs["kcm"]
     rows = []
@@ -100,7 +104,7 @@ def grid_rows(r: idle.Result) -> list[Row]:
     if "kubelet" in r.beats:
         w = r.beats["kubelet"]
         assert w.beats is not None
-        windows.insert(0, (f"idle {size}, kubelets' status reports ({w.beats.rate:.0f}/s)", w))
+        windows.insert(0, (f"idle {size}, kubelets' status reports ({rate(w.beats.rate)}/s)", w))
     for name, w in windows:
         ms = per_period(w)
         verdict = over(ms, 100, " ms")
@@ -126,7 +130,7 @@ def grid_rows(r: idle.Result) -> list[Row]:
         share = w.core_share * 100
         rows.append(
             Row(
-                f"heartbeats {r.nodes:,} Nodes, {label} ({w.beats.rate:.0f}/s)",
+                f"heartbeats {r.nodes:,} Nodes, {label} ({rate(w.beats.rate)}/s)",
                 f"{share:.1f} % of a core",
                 cpu=f"{w.cpu:.1f} in {w.seconds:.0f} s",
                 rss=rss,
