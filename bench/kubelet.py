@@ -1,9 +1,10 @@
 """Nodes as kubelets make them, and their status heartbeats, for the benchmarks.
 
 A kubelet registers its Node (POST), then writes its status through the
-status subresource; a Node so made is about 10 KB as the API serves it:
-kubelet-like labels, five conditions with heartbeat times, addresses,
-capacity and allocatable, nodeInfo and about thirty-five images with their sizes.
+status subresource; a Node so made is about 12 KB as the API serves it
+(managedFields included): kubelet-like labels, five conditions with
+heartbeat times, addresses, capacity and allocatable, nodeInfo and 34
+images with their sizes.
 
 Heartbeats: a kubelet computes its Node's status every
 nodeStatusUpdateFrequency (10 s) and PATCHes it when something changed, or

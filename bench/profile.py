@@ -7,7 +7,8 @@ the GIL, so the samples are the operator's Python CPU time; what runs
 without the GIL (TLS, socket I/O) is in the process's CPU from /proc but not
 here. For each file: the share of samples by the package of the innermost
 frame (self), then the functions with the largest inclusive share (a sample
-counts once per function on its stack), line numbers dropped.
+counts once per function on its stack; the frames every sample has, click,
+threads and the event loop's own, left out), line numbers dropped.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ PACKAGES = [
 ]
 
 
+# Frames every sample of a thread or of the event loop has: not informative.
+PLUMBING: tuple[str, ...] = ("click/", "threading.py", "concurrent/")
+PLUMBING += ("asyncio/runners.py", "asyncio/base_events.py", "asyncio/events.py")
+PLUMBING_FUNCS = {"run (kopf/cli.py)", "run (kopf/_core/reactor/running.py)", "<module> (kopf)"}
+
+
 def package(file: str) -> str:
     for prefix, name in PACKAGES:
         if file.startswith(prefix) or f"/{prefix}" in file:
@@ -51,7 +58,7 @@ def frames(stack: str) -> list[tuple[str, str]]:
     return out
 
 
-def summary(path: Path, top: int = 25) -> str:
+def summary(path: Path, top: int = 40) -> str:
     total = 0
     by_package: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
@@ -65,8 +72,9 @@ def summary(path: Path, top: int = 25) -> str:
             continue
         total += n
         by_package[package(stack_frames[-1][1])] += n
-        for name in {f"{func} ({file})" for func, file in stack_frames}:
-            inclusive[name] += n
+        for name in {f"{func} ({file})" for func, file in stack_frames if not file.startswith(PLUMBING)}:
+            if name not in PLUMBING_FUNCS and "click/" not in name:
+                inclusive[name] += n
     if not total:
         return f"{path.stem}: no samples"
     lines = [f"{path.stem}: {total} samples (at 200 a second: {total / 200:.1f} s of Python CPU)"]

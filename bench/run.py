@@ -49,7 +49,8 @@ def over(value: float, limit: float, unit: str) -> str:
     """'met' or by how much `value` misses the upper bound `limit`."""
     if value <= limit:
         return "met"
-    return f"missed: {value - limit:,.{0 if unit == ' s' and value > 100 else 1}f}{unit} over ({value / limit:.1f}×)"
+    excess = value - limit
+    return f"missed: {excess:,.{0 if excess >= 10 else 1}f}{unit} over ({value / limit:.1f}×)"
 
 
 def rate(per_second: float) -> str:
