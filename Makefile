@@ -7,6 +7,8 @@ BIN         := $(VENV)/bin
 CLUSTER_DIR ?= $(CURDIR)/.cluster/default
 PYTEST_ARGS ?=
 BENCH_NODES ?= 1000 5000
+BENCH_GRID  ?= 5000x10
+BENCH_RESYNC ?= 10
 
 # What the end-to-end node needs from Debian: container runtime, CNI plugins,
 # the image builder and the base image's bootstrapper.
@@ -14,7 +16,7 @@ NODE_PACKAGES := containerd runc containernetworking-plugins buildah mmdebstrap 
 E2E_ARGS    ?=
 
 .PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench \
-	e2e e2e-packages e2e-clean bench-recovery
+	e2e e2e-packages e2e-clean bench-recovery bench-profile
 
 help:
 	@echo "make run           the operator with a local control plane (or \$$KUBECONFIG) and demo Nodes"
@@ -24,7 +26,8 @@ help:
 	@echo "make cluster-up    start etcd + kube-apiserver + kube-controller-manager in CLUSTER_DIR"
 	@echo "make cluster-down  stop it and remove CLUSTER_DIR"
 	@echo "make controlplane  build the control plane binaries (once; cached)"
-	@echo "make bench         this operator against kube-controller-manager node IPAM (BENCH_NODES=\"1000 5000\")"
+	@echo "make bench         every benchmark, one table next to the targets (BENCH_NODES=\"1000 5000\" BENCH_GRID=5000x10 BENCH_RESYNC=10)"
+	@echo "make bench-profile the burst, idle and heartbeats at BENCH_GRID under py-spy, into .cluster/profile"
 	@echo "make bench-recovery  recovery times after an API server restart, a watch gap, a lost replica"
 
 venv: $(VENV)/.installed
@@ -89,8 +92,16 @@ e2e: venv e2e-packages
 e2e-clean:
 	$(PYTHON) -P tests/e2e/node.py clean
 
+# About 20 minutes on 2 cores: see README.md "Performance".
 bench: venv controlplane
-	$(BIN)/python bench/nodeipam.py $(BENCH_NODES)
+	$(BIN)/python bench/run.py --pool "$(BENCH_NODES)" --grid $(BENCH_GRID) --resync $(BENCH_RESYNC)
+
+# py-spy is installed here only, on demand: no test needs it.
+bench-profile: venv controlplane
+	$(BIN)/pip install --quiet py-spy==0.4.3
+	rm -rf .cluster/profile
+	BENCH_PROFILE=$(CURDIR)/.cluster/profile $(BIN)/python bench/idle.py $(subst x, ,$(BENCH_GRID)) $(BENCH_RESYNC)
+	$(BIN)/python bench/profile.py .cluster/profile/*.txt
 
 bench-recovery: venv controlplane
 	$(BIN)/python bench/recovery.py

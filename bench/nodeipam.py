@@ -1,213 +1,169 @@
-"""Benchmark: per-node subnets for N Nodes, this operator against kube-controller-manager's
-node IPAM controller (the peer), on the same freshly built control plane, in one run.
+"""Benchmark: one pool of per-node subnets for N Nodes, this operator against
+kube-controller-manager's node IPAM controller (the peer), in one run.
 
     .venv/bin/python bench/nodeipam.py 1000 5000
 
-For each N: a fresh control plane, N Nodes created, then
-  - the operator with one Network 10.0.0.0/8 in /24s, until every Node has a subnet;
+For each N, on a fresh control plane with N kubelet-shaped Nodes
+(bench/kubelet.py):
+  - the operator with one Network 10.0.0.0/8 in /24s, until every Node has
+    its subnet;
   - after it stops, kube-controller-manager with only node-ipam-controller
-    (--cluster-cidr=10.0.0.0/8 --node-cidr-mask-size=24, API rate limits raised
-    so neither side is throttled), until every Node has spec.podCIDR.
-It prints the time from process start to the last allocation, the peak
-resident memory (VmHWM) and the number of writes each made (from the API
-server's audit log).
+    (--cluster-cidr=10.0.0.0/8 --node-cidr-mask-size=24, API rate limits
+    raised so neither side is throttled), until every Node has spec.podCIDR.
+Where the operator can write Node.spec.podCIDRs (a Network's
+`podCIDRs: true`), it does so on a second fresh control plane, so that both
+sides write the same field and are done by the same test.
+
+Each time is from the process's start (Python and Kopf's start-up, about
+2 s, included) to the moment a watch sees the last Node done. CPU seconds and
+peak resident memory (VmHWM) are the process's own, from /proc; writes are
+from the API server's audit log.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import datetime
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-
-import pykube
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from controlplane.cluster import Cluster, build  # noqa: E402
+from bench.kubelet import create_nodes  # noqa: E402
+from bench.support import (  # noqa: E402
+    ADMIN,
+    NodesDone,
+    cluster_with_crds,
+    cpu_seconds,
+    create,
+    peak_rss_mib,
+    start_operator,
+    stop,
+    writes_by,
+)
+from controlplane.cluster import build  # noqa: E402
 
-NETWORK = {
-    "apiVersion": "samplecrd.k8s.io/v1",
-    "kind": "Network",
-    "metadata": {"name": "bench", "namespace": "default"},
-    "spec": {"cidr": "10.0.0.0/8"},
-}
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def create_nodes(kubeconfig: Path, total: int) -> None:
-    def create(chunk: range) -> None:
-        api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(kubeconfig)))
-        for i in chunk:
-            pykube.Node(api, {"metadata": {"name": f"node-{i:05d}"}}).create()
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(create, [range(i, total, 8) for i in range(8)]))
+ANNOTATION = "network.samplecrd.k8s.io/default.bench"
+# Whether this version of the operator can write Node.spec.podCIDRs.
+POD_CIDRS = "podCIDRs" in (ROOT / "crds" / "network.yaml").read_text()
+TIMEOUT = 600.0
 
 
-def cluster_with_crds(root: Path, bin_dir: Path) -> tuple[Cluster, list[str]]:
-    """A started control plane with the CRDs served, and a kubectl command line for it."""
-    cluster = Cluster(root, bin_dir)
-    cluster.start()
-    kubectl = [str(bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}"]
-    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True, capture_output=True)
-    subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd", "--all"], check=True, capture_output=True)
-    return cluster, kubectl
+def network(pod_cidrs: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"cidr": "10.0.0.0/8"}
+    if pod_cidrs:
+        spec["podCIDRs"] = True
+    return {
+        "apiVersion": "samplecrd.k8s.io/v1",
+        "kind": "Network",
+        "metadata": {"name": "bench", "namespace": "default"},
+        "spec": spec,
+    }
 
 
-def start_operator(kubeconfig: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """The operator as `kopf run` starts it, standalone, its output in `log`."""
-    kopf = str(Path(sys.executable).parent / "kopf")
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NETWORK_HTTP_PORT": "0", **env}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [kopf, "run", "-A", "--standalone", str(ROOT / "operator.py")],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+@dataclass
+class Run:
+    """One allocator's run over every Node."""
+
+    seconds: float
+    cpu: float
+    rss: float
+    writes: int
 
 
-def count(kubeconfig: Path, done: Callable[[dict[str, object]], bool]) -> int:
-    api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(kubeconfig)))
-    return sum(1 for node in pykube.Node.objects(api) if done(node.obj))
+def has_subnet(node: dict[str, Any]) -> bool:
+    return ANNOTATION in (node["metadata"].get("annotations") or {})
 
 
-def writes_by(audit_log: Path, user: str, start: float, end: float) -> int:
-    """Writes `user` made between two time.time() stamps (creates, updates,
-    patches, deletes), Events aside: NodeSubnets count, as Node patches do."""
-    n = 0
-    # The API server rotates a large log: read its backups too (audit-<time>.log).
-    for path in audit_log.parent.glob(f"{audit_log.stem}*{audit_log.suffix}"):
-        n += _writes_in(path, user, start, end)
-    return n
-
-
-def _writes_in(path: Path, user: str, start: float, end: float) -> int:
-    n = 0
-    with path.open() as f:
-        for line in f:
-            entry = json.loads(line)
-            when = datetime.datetime.fromisoformat(entry["stageTimestamp"].replace("Z", "+00:00")).timestamp()
-            if (
-                entry["user"]["username"] == user
-                and start <= when <= end
-                and entry["verb"] in ("create", "patch", "update", "delete")
-                and entry.get("objectRef", {}).get("resource") != "events"
-            ):
-                n += 1
-    return n
+def has_pod_cidr(node: dict[str, Any]) -> bool:
+    return bool(node.get("spec", {}).get("podCIDR"))
 
 
 def race(
-    cmd: list[str],
-    env: dict[str, str],
-    kubeconfig: Path,
+    cmd: list[str] | None,
+    cluster_kubeconfig: Path,
+    audit_log: Path,
     total: int,
-    done: Callable[[dict[str, object]], bool],
+    done: Callable[[dict[str, Any]], bool],
     log: Path,
-) -> tuple[float, float]:
-    """Start `cmd`; return (seconds until `total` Nodes are done, peak RSS in MiB)."""
+) -> Run:
+    """Start `cmd` (None: the operator) and wait until `total` Nodes are done."""
+    watch = NodesDone(cluster_kubeconfig, total, done)
+    watch.start()
+    since = time.time()
     started = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    if cmd is None:
+        proc = start_operator(cluster_kubeconfig, log)
+    else:
+        with log.open("wb") as out:
+            env = {**os.environ, "KUBECONFIG": str(cluster_kubeconfig)}
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        while count(kubeconfig, done) < total:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd[0]} exited early; see {log}")
-            time.sleep(0.25)
-        took = time.monotonic() - started
-        return took, peak_rss_mib(proc.pid)
+        finished = watch.wait_for(proc, log, TIMEOUT)
+        cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
+    # The audit log is written as each request completes: a moment for the last.
+    time.sleep(1)
+    return Run(finished - started, cpu, rss, writes_by(audit_log, ADMIN, since, time.time()))
 
 
-def has_subnet(node: dict[str, object]) -> bool:
-    annotations = (node.get("metadata") or {}).get("annotations") or {}  # type: ignore[attr-defined]
-    return "network.samplecrd.k8s.io/default.bench" in annotations
+def peer(bin_dir: Path, kubeconfig: Path) -> list[str]:
+    return [
+        str(bin_dir / "kube-controller-manager"),
+        f"--kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        "--secure-port=0",
+        "--leader-elect=false",
+        "--controllers=node-ipam-controller",
+        "--allocate-node-cidrs=true",
+        "--cluster-cidr=10.0.0.0/8",
+        "--node-cidr-mask-size=24",
+        "--service-cluster-ip-range=10.96.0.0/16",
+        "--kube-api-qps=1000",
+        "--kube-api-burst=1000",
+    ]
 
 
-def has_pod_cidr(node: dict[str, object]) -> bool:
-    return bool((node.get("spec") or {}).get("podCIDR"))  # type: ignore[attr-defined]
-
-
-def run(total: int, bin_dir: Path, work: Path) -> dict[str, tuple[float, float, int]]:
-    cluster, kubectl = cluster_with_crds(work / f"cp-{total}", bin_dir)
+def run(total: int, bin_dir: Path, work: Path, pod_cidrs: bool = POD_CIDRS) -> dict[str, Run]:
+    """{"operator": ..., "kcm": ...} and, with `pod_cidrs`, "operator podCIDRs"."""
+    results = {}
+    if pod_cidrs:
+        cluster, kubectl, token = cluster_with_crds(work / f"cp-{total}-podcidrs", bin_dir)
+        try:
+            create_nodes(cluster.kubeconfig, token, range(total))
+            create(kubectl, network(pod_cidrs=True))
+            log = work / f"operator-podcidrs-{total}.log"
+            results["operator podCIDRs"] = race(None, cluster.kubeconfig, cluster.audit_log, total, has_pod_cidr, log)
+        finally:
+            cluster.stop()
+    cluster, kubectl, token = cluster_with_crds(work / f"cp-{total}", bin_dir)
     try:
-        kubeconfig = cluster.kubeconfig
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        create_nodes(kubeconfig, total)
-        for _ in range(100):
-            if (
-                subprocess.run(
-                    [*kubectl, "create", "-f", "-"], input=json.dumps(NETWORK), text=True, capture_output=True
-                ).returncode
-                == 0
-            ):
-                break
-            time.sleep(0.2)
-
-        results = {}
-        since = time.time()
-        kopf = str(Path(sys.executable).parent / "kopf")
-        took, rss = race(
-            [kopf, "run", "-A", "--standalone", str(ROOT / "operator.py")],
-            env,
-            kubeconfig,
-            total,
-            has_subnet,
-            work / f"operator-{total}.log",
-        )
-        results["network-operator"] = (took, rss, writes_by(cluster.audit_log, "admin", since, time.time()))
-
-        since = time.time()
-        peer = [
-            str(bin_dir / "kube-controller-manager"),
-            f"--kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            "--secure-port=0",
-            "--leader-elect=false",
-            "--controllers=node-ipam-controller",
-            "--allocate-node-cidrs=true",
-            "--cluster-cidr=10.0.0.0/8",
-            "--node-cidr-mask-size=24",
-            "--service-cluster-ip-range=10.96.0.0/16",
-            "--kube-api-qps=1000",
-            "--kube-api-burst=1000",
-        ]
-        took, rss = race(peer, env, kubeconfig, total, has_pod_cidr, work / f"nodeipam-{total}.log")
-        results["kube-controller-manager node IPAM"] = (
-            took,
-            rss,
-            writes_by(cluster.audit_log, "admin", since, time.time()),
-        )
-        return results
+        create_nodes(cluster.kubeconfig, token, range(total))
+        create(kubectl, network(pod_cidrs=False))
+        log = work / f"operator-{total}.log"
+        results["operator"] = race(None, cluster.kubeconfig, cluster.audit_log, total, has_subnet, log)
+        log = work / f"nodeipam-{total}.log"
+        cmd = peer(bin_dir, cluster.kubeconfig)
+        results["kcm"] = race(cmd, cluster.kubeconfig, cluster.audit_log, total, has_pod_cidr, log)
     finally:
         cluster.stop()
+    return results
 
 
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv[1:]] or [1000, 5000]
     bin_dir = build()
-    print(f"{'nodes':>6}  {'allocator':<36} {'seconds':>8} {'peak RSS MiB':>13} {'writes':>7}")
+    print(f"{'nodes':>6}  {'allocator':<20} {'seconds':>8} {'CPU s':>7} {'peak RSS MiB':>13} {'writes':>7}")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for total in sizes:
-            for who, (took, rss, writes) in run(total, bin_dir, Path(tmp)).items():
-                print(f"{total:>6}  {who:<36} {took:>8.1f} {rss:>13.0f} {writes:>7}", flush=True)
+            for who, r in run(total, bin_dir, Path(tmp)).items():
+                print(f"{total:>6}  {who:<20} {r.seconds:>8.1f} {r.cpu:>7.1f} {r.rss:>13.0f} {r.writes:>7}", flush=True)
     return 0
 
 

@@ -13,7 +13,6 @@ writes per Node, from the API server's audit log.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,9 @@ import pykube
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.nodeipam import NETWORK, cluster_with_crds, create_nodes, peak_rss_mib, start_operator, writes_by  # noqa: E402
+from bench.kubelet import create_nodes  # noqa: E402
+from bench.nodeipam import network  # noqa: E402
+from bench.support import ADMIN, cluster_with_crds, create, peak_rss_mib, start_operator, writes_by  # noqa: E402
 from controlplane.cluster import build  # noqa: E402
 
 ETCD_LIMIT = 1536 * 1024  # etcd's default --max-request-bytes
@@ -51,14 +52,12 @@ def main(argv: list[str]) -> int:
     total = int(argv[1]) if len(argv) > 1 else 50_000
     bin_dir = build()
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
-        cluster, kubectl = cluster_with_crds(Path(tmp) / "cp", bin_dir)
+        cluster, kubectl, token = cluster_with_crds(Path(tmp) / "cp", bin_dir)
         try:
             kubeconfig = cluster.kubeconfig
-            made = time.monotonic()
-            create_nodes(kubeconfig, total)
-            print(f"{total} Nodes created in {time.monotonic() - made:.0f} s", flush=True)
-            while subprocess.run([*kubectl, "create", "-f", "-"], input=json.dumps(NETWORK), text=True).returncode:
-                time.sleep(0.2)
+            made = create_nodes(kubeconfig, token, range(total))
+            print(f"{total} Nodes created in {made:.0f} s", flush=True)
+            create(kubectl, network(pod_cidrs=False))
             api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(kubeconfig)))
 
             since = time.time()
@@ -75,7 +74,7 @@ def main(argv: list[str]) -> int:
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
-            writes = writes_by(cluster.audit_log, "admin", since, time.time())
+            writes = writes_by(cluster.audit_log, ADMIN, since, time.time())
             print(f"\n{total} Nodes, one Network in /24s")
             print(f"  until every Node is served  {took:8.1f} s")
             print(f"  operator peak RSS           {rss:8.0f} MiB")
