@@ -10,6 +10,7 @@ watch shows them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -58,19 +59,29 @@ class Feed:
 
     async def sync(self) -> None:
         """The informers' initial sync, then the seed's `nodeLister.List()` log line."""
-        await self.relist()
+        await self.relist(whole=True)
         names = self.nodes.names()
         more = f" ... and {len(names) - _LOGGED_NODES} more" if len(names) > _LOGGED_NODES else ""
         self.logger.info("nodelist (%d): %s%s", len(names), ", ".join(names[:_LOGGED_NODES]), more)
 
-    async def relist(self) -> list[str]:
+    async def relist(self, whole: bool = False) -> list[str]:
         """Take the API's truth; returns the Nodes dropped as gone (ghosts).
-        Called under the workqueue's lock, so no write of ours is in flight."""
+        Called under the workqueue's lock, so no write of ours is in flight.
+
+        At startup (`whole`) the Nodes are read whole: their podCIDRs are in
+        spec. Later LISTs read metadata only (a kubelet's Node is about 12 KB,
+        its metadata a tenth of that) and keep the podCIDRs the cache has for
+        the same Node: podCIDRs never change once set, and the watch shows
+        them being set. One set while the watch was away is learned when the
+        API server refuses to set others."""
         self._listed_at = time.monotonic()
         started = self.nodes.now()
         # NodeSubnets first: a Node listed after them and missing is really gone.
         found = [r for r in await self.api.list_nodesubnets(records.parse) if r is not None]
-        listed = await self.api.list_nodes(node_view)
+        if whole:
+            listed = await self.api.list_nodes(node_view)
+        else:
+            listed = await self.api.list_node_metadata(lambda meta: self._with_spec(node_view(meta)))
         before_nodes = {v.name: v for v in self.nodes}
         before_records = {r.name: r for r in self.records}
         ghosts = self.nodes.relist(listed, started)
@@ -92,6 +103,12 @@ class Feed:
         if ghosts:
             self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
         return ghosts
+
+    def _with_spec(self, view: NodeView) -> NodeView:
+        known = self.nodes.get(view.name)
+        if known is None or known.uid != view.uid:
+            return view
+        return dataclasses.replace(view, pod_cidrs=known.pod_cidrs, primary=known.primary)
 
     async def relist_if_due(self) -> None:
         """One pair of LISTs serves every Network's resync in the same period."""

@@ -232,10 +232,10 @@ class Api:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
         return cast(dict[str, Any] | None, await self._call("networks", False, "GET", path))
 
-    async def list_node_metadata(self) -> list[dict[str, Any]]:
-        """Every Node's metadata only (names, uids, labels, annotations): the
-        API's truth, without the weight of Node status."""
-        return await self._list("nodes", "/api/v1/nodes", accept=_METADATA_LIST)
+    async def list_node_metadata(self, view: Callable[[dict[str, Any]], T]) -> list[T]:
+        """Every Node's metadata only (names, uids, labels, annotations), each
+        reduced by `view`: the API's truth without the weight of Node status."""
+        return await self._list("nodes", "/api/v1/nodes", accept=_METADATA_LIST, view=view)
 
     async def list_nodes(self, view: Callable[[dict[str, Any]], T]) -> list[T]:
         """Every Node, each reduced by `view` page by page: a kubelet's Node

@@ -31,7 +31,7 @@ from netpool.pool import IPNetwork, Pool
 from netpool.records import Record
 from netpool.selector import Selector
 from netpool.spec import NetworkSpec, SpecError, parse_spec
-from netpool.views import NetworkView, NodeView, network_view
+from netpool.views import NetworkView, NodeView, network_view, node_view
 
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]  # (object, type, reason, message)
 
@@ -344,8 +344,7 @@ class Syncer:
         returns how many Nodes had one. Reads the API's truth, not the caches:
         nothing may be left behind."""
         ann_key = annotation.key_for(*key)
-        nodes = await self.api.list_node_metadata()
-        holders = [m["metadata"]["name"] for m in nodes if ann_key in (m["metadata"].get("annotations") or {})]
+        holders = [v.name for v in await self.api.list_node_metadata(node_view) if ann_key in v.subnets]
         await self._write_nodes(ann_key, dict.fromkeys(holders), {})
         label = records.LABEL_NETWORK + "=" + ann_key.removeprefix(annotation.PREFIX)
         found = [r for r in await self.api.list_nodesubnets(records.parse, label) if r and r.network == key]
