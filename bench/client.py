@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/client.py 2000
 
-On a freshly built control plane with N Nodes, each side sets one annotation
+On a freshly built control plane with N kubelet-shaped Nodes, each side sets one annotation
 on every Node, 32 requests in flight, twice in turn:
   - the operator's client (controller/kube.py: raw JSON on aiohttp);
   - the official `kubernetes` client's CoreV1Api.patch_node on 32 threads,
@@ -25,7 +25,8 @@ import kubernetes
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.nodeipam import cluster_with_crds, create_nodes  # noqa: E402
+from bench.kubelet import create_nodes, node_name  # noqa: E402
+from bench.support import cluster_with_crds  # noqa: E402
 from controller.kube import CONCURRENCY, Api, load_config  # noqa: E402
 from controller.metrics import Metrics  # noqa: E402
 from controlplane.cluster import build  # noqa: E402
@@ -61,11 +62,11 @@ def official_client(names: list[str]) -> Callable[[str], None]:
 def main(argv: list[str]) -> int:
     total = int(argv[1]) if len(argv) > 1 else 2000
     with tempfile.TemporaryDirectory() as work:
-        cluster, _ = cluster_with_crds(Path(work) / "cp", build())
+        cluster, _, token = cluster_with_crds(Path(work) / "cp", build())
         try:
             os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-            create_nodes(cluster.kubeconfig, total)
-            names = [f"node-{i:05d}" for i in range(total)]
+            create_nodes(cluster.kubeconfig, token, range(total))
+            names = [node_name(i) for i in range(total)]
             sides = {"operator (aiohttp)": operator_client(names), "official client (threads)": official_client(names)}
             print(f"{'client':<28}{'round':>6}{'wall s':>9}{'CPU ms/request':>16}")
             for round_ in (1, 2):

@@ -134,10 +134,9 @@ class Engine:
         """Per IP family, the Network that writes Node.spec.podCIDRs, and its selector."""
         found = {}
         for version, claim in podcidr.writers(self.claims()).items():
-            key = (claim.ref.partition("/")[0], claim.ref.partition("/")[2])
-            parsed = self._parse(key)
+            parsed = self._parse(claim.key)
             if parsed is not None and parsed[1] is not None:
-                found[version] = (key, parsed[1])
+                found[version] = (claim.key, parsed[1])
         return found
 
     def pod_cidrs_given(self, key: Key) -> dict[str, IPNetwork]:

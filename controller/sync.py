@@ -167,11 +167,13 @@ class Syncer:
         # The records are the truth; an annotation with no record is adopted
         # if its subnet is free; what an older version's status remembered
         # gives a Node back its subnet when both are missing (upgrade).
-        annotated = {n: _annotated([v[ann_key]]) for n, v in carried.items() if ann_key in v}
+        # Each Node's subnet as its annotation says (None: garbage), parsed once.
+        annotated = {
+            n: allocator.parse_subnet(annotation.subnet_of(v[ann_key])) for n, v in carried.items() if ann_key in v
+        }
         held: dict[str, IPNetwork | None] = {n: r.subnet for n, r in own.items()}
-        for node, subnets in annotated.items():
-            if node not in held:
-                held[node] = subnets[0] if subnets else None
+        for node, subnet in annotated.items():
+            held.setdefault(node, subnet)
         remembered: dict[str, IPNetwork | None] = {
             a.get("node", ""): allocator.parse_subnet(a.get("subnet"))
             for a in previous.get("allocations") or []
@@ -190,14 +192,14 @@ class Syncer:
         # them all made every reconcile O(allocations). Should one of them still
         # hold a subnet here (its cidr just moved), the NodeSubnet's name is
         # taken and the create below picks again.
-        apart = {_key(c.ref) for c in rivals if not c.network.overlaps(pool.network)}
+        apart = {c.key for c in rivals if not c.network.overlaps(pool.network)}
         apart_keys = {annotation.key_for(*k) for k in apart} | {ann_key}
         taken = [r.subnet for k in self.records.networks() if k != key and k not in apart for r in self.records.of(k)]
         # Not free in this round: other Networks' annotations, subnets about to
         # be released, and values a Node still carries that are not its record.
         taken += _annotated(v for values in carried.values() for k, v in values.items() if k not in apart_keys)
         taken += [r.subnet for r in extra] + [r.subnet for n, r in own.items() if n not in wanted]
-        taken += [s for n, subnets in annotated.items() for s in subnets if held.get(n) != s]
+        taken += [s for n, s in annotated.items() if s is not None and held.get(n) != s]
         taken = [s for s in taken if s not in pinned] + fit.taken
         plan = allocator.plan(pool, wanted, held, remembered, taken)
 
@@ -226,7 +228,7 @@ class Syncer:
         if parsed.pod_cidrs and writer is not None:
             version = pool.network.version
             if not writes_cidrs:
-                pod_outcome = st.pod_cidrs_older(version, self._ref(writer[0]))
+                pod_outcome = st.pod_cidrs_older(version, "/".join(writer[0]))
             else:
                 now = {n: podcidr.parse(cidrs.get(n) or pod_cidrs.get(n) or ()).get(version) for n in served}
                 written = sum(1 for n, r in served.items() if now[n] == r.subnet)
@@ -244,10 +246,6 @@ class Syncer:
             now=utcnow(),
             pod_cidrs=pod_outcome,
         )
-
-    @staticmethod
-    def _ref(key: Key) -> str:
-        return f"{key[0]}/{key[1]}"
 
     def _pod_cidrs_to_write(
         self,
@@ -365,11 +363,6 @@ def _own_records(mine: Iterable[Record]) -> tuple[dict[str, Record], list[Record
         else:
             own[record.node] = record
     return own, extra
-
-
-def _key(ref: str) -> Key:
-    namespace, _, name = ref.partition("/")
-    return namespace, name
 
 
 def _annotated(values: Iterable[str]) -> list[IPNetwork]:

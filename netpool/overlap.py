@@ -17,6 +17,12 @@ class Claim:
     network: IPNetwork = dataclasses.field(compare=False)
     pod_cidrs: bool = dataclasses.field(default=False, compare=False)  # spec.podCIDRs: it asks to write them
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name): namespaces hold no "/"."""
+        namespace, _, name = self.ref.partition("/")
+        return namespace, name
+
 
 def older_overlap(me: Claim, others: Iterable[Claim]) -> Claim | None:
     """The oldest claim that is older than `me` and shares an address with it."""
