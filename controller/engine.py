@@ -93,8 +93,8 @@ class Engine:
         self.queue.close()
         self.relister.close()
 
-    async def _reconcile(self, key: Key, full: bool) -> bool:
-        return await self.syncer.reconcile(key, full)
+    async def _reconcile(self, batch: dict[Key, bool]) -> dict[Key, bool | Exception]:
+        return await self.syncer.reconcile(batch)
 
     async def release(self, key: Key) -> int:
         """The Network is being deleted: free every subnet it holds."""

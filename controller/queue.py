@@ -1,9 +1,12 @@
 """The workqueue of the seed's controller, on asyncio.
 
-Requests for a Network coalesce while it is being reconciled, so a thousand
-Node events cause a couple of reconciles. One lock covers every Network's
-reconcile: pools share one address space, so choose-and-write must not
-interleave between them.
+Requests only mark a Network dirty; one worker task reconciles, in rounds.
+Requests that arrive during a round coalesce, so a thousand Node events cause
+a couple of rounds, and a round takes every dirty Network at once: a Node
+that joins concerns every Network that selects it, and one round writes it
+once for all of them. The round holds a lock (the re-list and the release of
+a deleted Network take it too): pools share one address space, so
+choose-and-write must not interleave.
 
 A reconcile that fails, whatever asked for it (a Node event, a Network
 change, the resync timer), is tried again after a short capped backoff
@@ -24,8 +27,14 @@ from controller import backoff
 from controller.metrics import Metrics
 
 Key = tuple[str, str]  # (namespace, name) of a Network
-# reconcile(key, full) -> whether it must run again at once (it lost a race for a subnet)
-Reconcile = Callable[[Key, bool], Awaitable[bool]]
+# reconcile({key: full}) -> for each key, whether it must run again at once (it
+# lost a race for a subnet) or the error that failed it
+Reconcile = Callable[[dict[Key, bool]], Awaitable[dict[Key, bool | Exception]]]
+
+# An idle worker, woken, waits this long for the requests that come together
+# (every Network resuming at startup, a Node event that concerns them all)
+# so that they share its first round.
+GATHER_SECONDS = 0.05
 
 
 class WorkQueue:
@@ -42,43 +51,51 @@ class WorkQueue:
         self.logger = logger or logging.getLogger(__name__)
         self.lock = asyncio.Lock()
         self._dirty: dict[Key, bool] = {}  # queued keys -> whether a full resync was asked
-        self._running: set[Key] = set()
         self._failures: dict[Key, int] = {}  # failed reconciles in a row
         self._retries: dict[Key, asyncio.TimerHandle] = {}  # keys waiting for their retry
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._worker: asyncio.Task[None] | None = None
         self._closed = False
 
     async def request(self, key: Key, verify: bool = False) -> None:
-        """Reconcile `key` now, or make the running reconcile (or the pending retry) go round once more."""
+        """Reconcile `key` in the worker's next round (or after its pending retry)."""
         self._dirty[key] = self._dirty.get(key, False) or verify
-        if key in self._running or key in self._retries:
-            return
-        await self._run(key)
+        if key not in self._retries:
+            self._wake()
 
-    async def _run(self, key: Key) -> None:
-        if key in self._running:  # a request started it between the retry's timer and its task
+    async def drained(self) -> None:
+        """Until the worker has nothing left to do (retries aside)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
+    def _wake(self) -> None:
+        if self._closed or (self._worker is not None and not self._worker.done()):
             return
-        self._running.add(key)
-        try:
-            while key in self._dirty:
-                full = self._dirty.pop(key)
-                async with self.lock:
-                    started = time.monotonic()
-                    try:
-                        again = await self._reconcile(key, full)
-                    except Exception as e:
-                        self.metrics.reconciles.labels("error").inc()
-                        self._dirty[key] = self._dirty.get(key, False) or full
-                        self._retry_later(key, e)
-                        return
-                    self.metrics.reconciles.labels("ok").inc()
-                    self.metrics.reconcile_seconds.observe(time.monotonic() - started)
+        self._worker = asyncio.get_running_loop().create_task(self._work(), name="reconcile Networks")
+
+    async def _work(self) -> None:
+        """Rounds until nothing is queued: each takes every queued key that is
+        not waiting for a retry, so Networks changed together are reconciled
+        together (and each Node written once for all of them)."""
+        await asyncio.sleep(GATHER_SECONDS)
+        while batch := {k: self._dirty.pop(k) for k in list(self._dirty) if k not in self._retries}:
+            async with self.lock:
+                started = time.monotonic()
+                try:
+                    results = await self._reconcile(batch)
+                except Exception as e:  # not one Network's failure: all of them go again
+                    results = dict.fromkeys(batch, e)
+                self.metrics.reconcile_seconds.observe(time.monotonic() - started)
+            for key, result in results.items():
+                if isinstance(result, Exception):
+                    self.metrics.reconciles.labels("error").inc()
+                    self._dirty[key] = self._dirty.get(key, False) or batch[key]
+                    self._retry_later(key, result)
+                    continue
+                self.metrics.reconciles.labels("ok").inc()
                 if self._failures.pop(key, None):
                     self.logger.info("%s/%s: reconciled again after failures", *key)
-                if again:
+                if result:
                     self._dirty.setdefault(key, False)
-        finally:
-            self._running.discard(key)
 
     def _retry_later(self, key: Key, error: Exception) -> None:
         if self._closed:
@@ -98,9 +115,7 @@ class WorkQueue:
 
     def _retry(self, key: Key) -> None:
         del self._retries[key]
-        task = asyncio.get_running_loop().create_task(self._run(key), name=f"retry {key[0]}/{key[1]}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._wake()
 
     async def request_all(self, first: Key | None = None) -> None:
         """Overlap makes Networks depend on each other: a change to one reconciles all."""
@@ -123,5 +138,5 @@ class WorkQueue:
         for retry in self._retries.values():
             retry.cancel()
         self._retries.clear()
-        for task in self._tasks:
-            task.cancel()
+        if self._worker is not None:
+            self._worker.cancel()

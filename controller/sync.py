@@ -1,22 +1,28 @@
-"""The sync function of the seed's controller: one Network, idempotent.
+"""The sync function of the seed's controller: idempotent, for the Networks
+of one round of the workqueue.
 
-Desired state comes from the Network, the Node cache and the NodeSubnet
+Desired state comes from each Network, the Node cache and the NodeSubnet
 records; only the difference is written, in an order that never lets two
 Nodes carry one subnet:
 
-1. create the NodeSubnets of new allocations: the API server refuses a second
-   object of the same name, so a subnet taken by anyone (a second replica, a
-   rolling update) is never handed out twice; on AlreadyExists pick again;
-2. write the Node annotations, only for subnets whose NodeSubnet is ours;
-3. remove the annotations of released subnets, and only then delete their
-   NodeSubnets, so a subnet is free in the records only once no Node has it.
+1. each Network in turn plans and creates the NodeSubnets of its new
+   allocations: the API server refuses a second object of the same name, so
+   a subnet taken by anyone (a second replica, a rolling update) is never
+   handed out twice; on AlreadyExists that Network picks again next round;
+2. one PATCH per Node carries every Network's annotation for it (and its
+   podCIDRs), only for subnets whose NodeSubnet is ours: a Node joining ten
+   pools is written once, not ten times, and its echo is read once;
+3. removed annotations are gone before their NodeSubnets are deleted, so a
+   subnet is free in the records only once no Node has it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -33,11 +39,42 @@ from netpool.selector import Selector
 from netpool.spec import NetworkSpec, SpecError, parse_spec
 from netpool.views import NetworkView, NodeView, network_view, node_view
 
+# How long the subnet of a second writer's duplicate record stays unused after
+# its deletion: longer than that writer's PATCH of the Node can be on the way
+# (controller/kube.py: 10 s to connect, 60 s to read the answer).
+QUARANTINE_SECONDS = 75.0
+
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]  # (object, type, reason, message)
 
 
 def utcnow() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass
+class _Round:
+    """One Network's part of a round: planned, its NodeSubnets created, its Node writes still to make."""
+
+    view: NetworkView
+    inputs: Any  # what the plan depended on (see Syncer._settled)
+    previous: Mapping[str, Any]  # the status it starts from
+    finish: Callable[[], dict[str, Any]]  # the status to report once the writes are made
+    writes: dict[str, str | None] = dataclasses.field(default_factory=dict)  # Node -> annotation (None: remove)
+    cidrs: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # Node -> podCIDRs to set
+    released: list[Record] = dataclasses.field(default_factory=list)  # NodeSubnets to delete after the writes
+    again: bool = False  # lost a race, or freed subnets that waiting Nodes can have: go round again
+
+    @property
+    def key(self) -> Key:
+        return (self.view.namespace, self.view.name)
+
+    @property
+    def ann_key(self) -> str:
+        return annotation.key_for(*self.key)
+
+
+# A Node's PATCH: annotations (None removes one) and podCIDRs (empty: none).
+_Patch = tuple[dict[str, str | None], tuple[str, ...]]
 
 
 class Syncer:
@@ -61,22 +98,63 @@ class Syncer:
         self.post_event = post_event
         self.logger = logger
         self._written: dict[Key, dict[str, Any]] = {}  # status written, until the index shows it
+        # Subnets of a second writer's duplicate records, deleted here: that
+        # writer may still have its PATCH of the Node on the way, so they stay
+        # out of use for a while (subnet -> monotonic deadline).
+        self._quarantine: dict[IPNetwork, float] = {}
         # After a reconcile: what it depended on, and the status it left. The
         # same inputs again (a resync with nothing changed) need no work at all.
         self._settled: dict[Key, tuple[Any, Mapping[str, Any]]] = {}
 
-    async def reconcile(self, key: Key, full: bool) -> bool:
-        """Bring one Network in line; True if it must go again at once (it lost a
-        race for a subnet, or freed subnets that waiting Nodes can have)."""
+    async def reconcile(self, batch: Mapping[Key, bool]) -> dict[Key, bool | Exception]:
+        """Bring the Networks of one round in line (key -> whether it is a full
+        resync). For each: True if it must go again at once (it lost a race for
+        a subnet or a podCIDR, or freed subnets that waiting Nodes can have),
+        False if done, or the error that failed it; one Network's failure does
+        not stop the others."""
+        results: dict[Key, bool | Exception] = {}
+        rounds: list[_Round] = []
+        for key, full in batch.items():
+            try:
+                prepared = await self._prepare(key, full)
+            except Exception as e:
+                results[key] = e
+                continue
+            if prepared is None:
+                results[key] = False
+            else:
+                rounds.append(prepared)
+        failed = await self._write_round(rounds)
+        rounds = [r for r in rounds if r.key not in failed]
+        deleted = await asyncio.gather(*(self._delete(r.released) for r in rounds), return_exceptions=True)
+        for r, error in zip(rounds, deleted, strict=True):
+            if isinstance(error, BaseException) and not isinstance(error, Exception):
+                raise error  # cancelled: the operator is stopping
+            if isinstance(error, Exception):
+                failed[r.key] = error
+            elif r.again:
+                results[r.key] = True
+            else:
+                try:
+                    await self._report(r)
+                except Exception as e:
+                    failed[r.key] = e
+                else:
+                    results[r.key] = False
+        results.update(failed)
+        return results
+
+    async def _prepare(self, key: Key, full: bool) -> _Round | None:
+        """Plan one Network and create its new NodeSubnets; None if it has nothing to do."""
         view = self.network(key)
         if view is None or view.deleting:
-            return False
+            return None
         if full:
             # A resync checks the API's truth: a watch can miss a deletion
             # (a relist after 410 Gone), and nothing else would notice.
             body = await self.api.get_network(*key)
             if body is None:
-                return False
+                return None
             view = network_view(body)
             self._written.pop(key, None)
             await self.feed.relist_if_due()
@@ -86,7 +164,7 @@ class Syncer:
         settled = self._settled.pop(key, None)
         if settled is not None and settled[0] == inputs and st.same(settled[1], self._written.get(key, view.status)):
             self._settled[key] = settled
-            return False
+            return None
         nodes = list(self.feed.nodes)
         carried = self.feed.carried(nodes)
 
@@ -105,51 +183,80 @@ class Syncer:
             if rival is not None:
                 outcome = st.overlaps(str(parsed.pool.network), rival.ref, str(rival.network))
                 parsed = None
+        if parsed is not None:
+            return await self._allocate(view, inputs, parsed, nodes, carried, previous, rivals)
 
-        if parsed is None:
-            # Invalid or overlapping: allocate nothing and release nothing, so a
-            # typo in a spec never takes a subnet away from a running node.
-            ann_key = annotation.key_for(*key)
-            holders = {r.node for r in self.records.of(key)}
-            holders |= {n for n, v in carried.items() if annotation.subnet_of(v.get(ann_key))}
-            status = st.build(
-                generation=view.generation,
-                outcome=outcome,
-                pool=None,
-                allocated=len(holders & carried.keys()),
-                waiting=0,
-                previous=previous,
-                now=utcnow(),
-            )
-        else:
-            built = await self._allocate(view, parsed, nodes, carried, previous, rivals)
-            if built is None:
-                return True
-            status = built
+        # Invalid or overlapping: allocate nothing and release nothing, so a
+        # typo in a spec never takes a subnet away from a running node.
+        ann_key = annotation.key_for(*key)
+        holders = {r.node for r in self.records.of(key)}
+        holders |= {n for n, v in carried.items() if annotation.subnet_of(v.get(ann_key))}
+        status = st.build(
+            generation=view.generation,
+            outcome=outcome,
+            pool=None,
+            allocated=len(holders & carried.keys()),
+            waiting=0,
+            previous=previous,
+            now=utcnow(),
+        )
+        return _Round(view, inputs, previous, lambda: status)
 
-        self._settled[key] = (inputs, status)
+    async def _report(self, r: _Round) -> None:
+        """The status of a Network whose writes are made, and the events of its transitions."""
+        status = r.finish()
+        view = r.view
+        self._settled[r.key] = (r.inputs, status)
         self.metrics.observe(view.namespace, view.name, status)
-        if not st.same(status, previous):
-            await self.api.patch_network_status(view.namespace, view.name, status)
-            self._written[key] = status
-            for event in (st.event_for(previous, status), st.pod_cidrs_event(previous, status)):
-                if event is not None:
-                    # Transitions only, so the log carries what the events carry, once.
-                    level = logging.WARNING if event[0] == "Warning" else logging.INFO
-                    self.logger.log(level, "%s: %s: %s", view.ref, event[1], event[2])
-                    self.post_event(view.object_ref(), *event)
-        return False
+        if st.same(status, r.previous):
+            return
+        await self.api.patch_network_status(view.namespace, view.name, status)
+        self._written[r.key] = status
+        for event in (st.event_for(r.previous, status), st.pod_cidrs_event(r.previous, status)):
+            if event is not None:
+                # Transitions only, so the log carries what the events carry, once.
+                level = logging.WARNING if event[0] == "Warning" else logging.INFO
+                self.logger.log(level, "%s: %s: %s", view.ref, event[1], event[2])
+                self.post_event(view.object_ref(), *event)
+
+    async def _write_round(self, rounds: list[_Round]) -> dict[Key, Exception]:
+        """Every Node write of the round, one PATCH per Node; returns the
+        Networks whose writes failed. A Node refused (someone else set its
+        podCIDRs first) sends the Networks that wrote to it round again."""
+        patches: dict[str, _Patch] = {}
+        writers: dict[str, list[_Round]] = {}
+        for r in rounds:
+            for node, value in r.writes.items():
+                patches.setdefault(node, ({}, ()))[0][r.ann_key] = value
+                writers.setdefault(node, []).append(r)
+            for node, cidrs in r.cidrs.items():
+                annotations, given = patches.setdefault(node, ({}, ()))
+                if given and given != cidrs:
+                    r.again = True  # the other family's writer chose otherwise this round: look again
+                    continue
+                patches[node] = (annotations, cidrs)
+                writers.setdefault(node, []).append(r)
+        outcomes = await self._write_nodes(patches)
+        failed: dict[Key, Exception] = {}
+        for node, outcome in outcomes.items():
+            for r in writers[node]:
+                if isinstance(outcome, Exception):
+                    failed.setdefault(r.key, outcome)
+                elif outcome is None:
+                    r.again = True
+        return failed
 
     async def _allocate(
         self,
         view: NetworkView,
+        inputs: Any,
         parsed: NetworkSpec,
         nodes: list[NodeView],
         carried: Mapping[str, Mapping[str, str]],
         previous: Mapping[str, Any],
         rivals: list[Claim],
-    ) -> dict[str, Any] | None:
-        """Plan and write; the status to report, or None to go round again at once."""
+    ) -> _Round:
+        """Plan, and create the NodeSubnets of new allocations; the writes that remain."""
         key = (view.namespace, view.name)
         ann_key = annotation.key_for(*key)
         pool = parsed.pool
@@ -200,6 +307,9 @@ class Syncer:
         taken += _annotated(v for values in carried.values() for k, v in values.items() if k not in apart_keys)
         taken += [r.subnet for r in extra] + [r.subnet for n, r in own.items() if n not in wanted]
         taken += [s for n, s in annotated.items() if s is not None and held.get(n) != s]
+        now = time.monotonic()
+        self._quarantine = {s: t for s, t in self._quarantine.items() if t > now}
+        taken += self._quarantine
         taken = [s for s in taken if s not in pinned] + fit.taken
         plan = allocator.plan(pool, wanted, held, remembered, taken)
 
@@ -213,39 +323,41 @@ class Syncer:
         cidrs = {}
         if writes_cidrs:
             cidrs = self._pod_cidrs_to_write(pool.network.version, writers, served, pod_cidrs, by_name)
-        refused = await self._write_nodes(ann_key, writes, cidrs)
         # A record whose Node is not in the cache stays (taken) unless the Node
         # is known to be gone: it may be a new Node the watch has not shown yet.
         stale = [r for n, r in own.items() if n not in served and (n in carried or n in self.feed.gone)]
         stale += [r for n, r in own.items() if r.node_uid and uid_of.get(n, r.node_uid) != r.node_uid]
         released = list({r.name: r for r in stale + extra}.values())
-        await self._delete(released)
-        if lost or refused or (released and plan.waiting):
-            # Lost a race (for a subnet, or for a Node's podCIDRs), or freed
-            # subnets that waiting Nodes can have now.
-            return None
-        pod_outcome: st.PodCidrs | None = None
-        if parsed.pod_cidrs and writer is not None:
-            version = pool.network.version
-            if not writes_cidrs:
-                pod_outcome = st.pod_cidrs_older(version, "/".join(writer[0]))
-            else:
-                now = {n: podcidr.parse(cidrs.get(n) or pod_cidrs.get(n) or ()).get(version) for n in served}
-                written = sum(1 for n, r in served.items() if now[n] == r.subnet)
-                if fit.conflicts:
-                    pod_outcome = st.pod_cidrs_conflicts(written, len(fit.conflicts), podcidr.summary(fit.conflicts))
+        self._quarantine.update((r.subnet, now + QUARANTINE_SECONDS) for r in extra)
+
+        def finish() -> dict[str, Any]:
+            pod_outcome: st.PodCidrs | None = None
+            if parsed.pod_cidrs and writer is not None:
+                version = pool.network.version
+                if not writes_cidrs:
+                    pod_outcome = st.pod_cidrs_older(version, "/".join(writer[0]))
                 else:
-                    pod_outcome = st.pod_cidrs_written(version, written, len(served))
-        return st.build(
-            generation=view.generation,
-            outcome=st.served(pool, len(wanted), len(served), len(plan.waiting)),
-            pool=pool,
-            allocated=len(served),
-            waiting=len(plan.waiting),
-            previous=previous,
-            now=utcnow(),
-            pod_cidrs=pod_outcome,
-        )
+                    now = {n: podcidr.parse(cidrs.get(n) or pod_cidrs.get(n) or ()).get(version) for n in served}
+                    written = sum(1 for n, r in served.items() if now[n] == r.subnet)
+                    if fit.conflicts:
+                        conflicts = podcidr.summary(fit.conflicts)
+                        pod_outcome = st.pod_cidrs_conflicts(written, len(fit.conflicts), conflicts)
+                    else:
+                        pod_outcome = st.pod_cidrs_written(version, written, len(served))
+            return st.build(
+                generation=view.generation,
+                outcome=st.served(pool, len(wanted), len(served), len(plan.waiting)),
+                pool=pool,
+                allocated=len(served),
+                waiting=len(plan.waiting),
+                previous=previous,
+                now=utcnow(),
+                pod_cidrs=pod_outcome,
+            )
+
+        # Lost a race for a subnet, or freeing subnets that waiting Nodes can have.
+        again = bool(lost) or bool(released and plan.waiting)
+        return _Round(view, inputs, previous, finish, writes, cidrs, released, again)
 
     def _pod_cidrs_to_write(
         self,
@@ -305,32 +417,37 @@ class Syncer:
             self.logger.info("%s: %d subnets were taken meanwhile; choosing again", view.ref, len(lost))
         return lost
 
-    async def _write_nodes(
-        self, ann_key: str, writes: Mapping[str, str | None], cidrs: Mapping[str, tuple[str, ...]]
-    ) -> set[str]:
-        """One PATCH per Node: its annotation (None removes it) and podCIDRs.
-        Returns the Nodes whose podCIDRs someone else set first: the API server
-        refuses ours, and the cache learns theirs."""
-        refused: set[str] = set()
+    async def _write_nodes(self, patches: Mapping[str, _Patch]) -> dict[str, bool | Exception | None]:
+        """One PATCH per Node: its annotations (None removes one) and podCIDRs.
+        Each Node's outcome: True if written, False if the Node is gone, None
+        if someone else set its podCIDRs first (the API server refuses ours,
+        and the cache learns theirs), or the error."""
 
-        async def one(node: str) -> None:
-            annotations = {ann_key: writes[node]} if node in writes else {}
-            done = await self.api.patch_node(node, annotations, cidrs.get(node, ()))
+        async def one(node: str, annotations: dict[str, str | None], cidrs: tuple[str, ...]) -> bool | None:
+            done = await self.api.patch_node(node, annotations, cidrs)
             if done is None:
-                refused.add(node)
                 fresh = await self.api.get_node(node)
                 if fresh is not None:
                     await self.feed.node_event(node, "MODIFIED", fresh)
-                return
-            if done and node in writes:
-                self.feed.wrote(ann_key, node, writes[node])
-            if done and node in cidrs:
-                self.feed.wrote_pod_cidrs(node, cidrs[node])
+                return None
+            if done:
+                for ann_key, value in annotations.items():
+                    self.feed.wrote(ann_key, node, value)
+                if cidrs:
+                    self.feed.wrote_pod_cidrs(node, cidrs)
+            return done
 
-        await asyncio.gather(*(one(n) for n in writes.keys() | cidrs.keys()))
+        names = list(patches)
+        done = await asyncio.gather(*(one(n, *patches[n]) for n in names), return_exceptions=True)
+        outcomes: dict[str, bool | Exception | None] = {}
+        for node, outcome in zip(names, done, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # cancelled: the operator is stopping
+            outcomes[node] = outcome
+        refused = sum(1 for o in outcomes.values() if o is None)
         if refused:
-            self.logger.info("%d Nodes got podCIDRs from elsewhere meanwhile; they keep them", len(refused))
-        return refused
+            self.logger.info("%d Nodes got podCIDRs from elsewhere meanwhile; they keep them", refused)
+        return outcomes
 
     async def _delete(self, released: list[Record]) -> None:
         for record in released:
@@ -343,7 +460,10 @@ class Syncer:
         nothing may be left behind."""
         ann_key = annotation.key_for(*key)
         holders = [v.name for v in await self.api.list_node_metadata(node_view) if ann_key in v.subnets]
-        await self._write_nodes(ann_key, dict.fromkeys(holders), {})
+        outcomes = await self._write_nodes({n: ({ann_key: None}, ()) for n in holders})
+        errors = [o for o in outcomes.values() if isinstance(o, Exception)]
+        if errors:
+            raise errors[0]
         label = records.LABEL_NETWORK + "=" + ann_key.removeprefix(annotation.PREFIX)
         found = [r for r in await self.api.list_nodesubnets(records.parse, label) if r and r.network == key]
         await self._delete(found)

@@ -83,6 +83,30 @@ def test_resync_with_nothing_drifted_writes_nothing_and_repairs_drift(
         assert repaired == subnets
 
 
+def test_a_node_joining_three_pools_is_written_once_for_all_of_them(
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
+) -> None:
+    if cluster.local is None:
+        pytest.skip("counts writes in the audit log of the control plane built here")
+    make_node("first")
+    for i in range(3):
+        make_network(api, namespace, f"pool{i}", {"cidr": f"10.{130 + i}.0.0/16"})
+    # No resync during the test: a resync's round could take one pool alone.
+    with running_operator(env={"NETWORK_RESYNC_SECONDS": "300"}):
+        for i in range(3):
+            wait_subnets(api, namespace, f"pool{i}", "the first Node", lambda s: len(s) == 1)
+        since = time.time()
+        make_node("joiner")
+        for i in range(3):
+            wait_subnets(api, namespace, f"pool{i}", "the joiner", lambda s: len(s) == 2)
+        time.sleep(1)  # the audit log is written as each request completes
+        patches = [e for e in audit_entries(cluster, "admin", since) if e["verb"] == "patch"]
+        assert [e["requestURI"] for e in patches if "/nodes/" in e["requestURI"]] == ["/api/v1/nodes/joiner"]
+        keys = {annotation.key_for(namespace, f"pool{i}") for i in range(3)}
+        joiner = pykube.Node.objects(api).get(name="joiner").obj
+        assert keys <= joiner["metadata"]["annotations"].keys()
+
+
 def test_deleting_a_network_removes_annotations_then_finalizer(
     api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
 ) -> None:

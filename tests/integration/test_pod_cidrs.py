@@ -226,6 +226,7 @@ def test_a_pod_cidr_set_elsewhere_first_wins_and_is_reported(
         engine.bind({key: [network_view(net)]})
         try:
             await engine.request(key)
+            await engine.queue.drained()
         finally:
             await racer.close()
 

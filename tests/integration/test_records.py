@@ -195,6 +195,7 @@ def test_the_loser_of_a_create_race_takes_another_subnet(
             engines[name] = engine
         try:
             await asyncio.gather(*(e.request(key) for e in engines.values()))
+            await asyncio.gather(*(e.queue.drained() for e in engines.values()))
         finally:
             for spy in spies.values():
                 await spy.close()

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from controller import backoff, relist
+from controller import backoff, queue, relist
 from controller.metrics import Metrics
 from controller.queue import Key, WorkQueue
 from controller.relist import Relister
@@ -25,17 +25,18 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries after milliseconds, not seconds."""
     monkeypatch.setattr(backoff, "delay", lambda failures: 0.01 * failures)
     monkeypatch.setattr(relist, "SETTLE_SECONDS", 0.01)
+    monkeypatch.setattr(queue, "GATHER_SECONDS", 0)
 
 
 @pytest.mark.usefixtures("fast")
 def test_a_failed_reconcile_is_retried_until_it_succeeds_and_requests_meanwhile_wait() -> None:
     calls: list[bool] = []
 
-    async def reconcile(key: Key, full: bool) -> bool:
-        calls.append(full)
+    async def reconcile(batch: dict[Key, bool]) -> dict[Key, bool | Exception]:
+        calls.append(batch[KEY])
         if len(calls) <= 2:
-            raise ConnectionError("the API server is down")
-        return False
+            return {KEY: ConnectionError("the API server is down")}
+        return {KEY: False}
 
     async def run() -> WorkQueue:
         q = WorkQueue(reconcile, lambda: [KEY], Metrics())
@@ -56,21 +57,54 @@ def test_a_failed_reconcile_is_retried_until_it_succeeds_and_requests_meanwhile_
 def test_forget_and_close_cancel_a_pending_retry() -> None:
     calls = 0
 
-    async def reconcile(key: Key, full: bool) -> bool:
+    async def reconcile(batch: dict[Key, bool]) -> dict[Key, bool | Exception]:
         nonlocal calls
-        calls += 1
+        calls += len(batch)
         raise ConnectionError("down")
 
     async def run() -> None:
         q = WorkQueue(reconcile, lambda: [KEY], Metrics())
         await q.request(KEY)
+        await asyncio.sleep(0.001)  # the round runs and fails
         q.forget(KEY)
         await q.request(("ns", "other"))
+        await asyncio.sleep(0.001)
         q.close()
         await asyncio.sleep(0.1)
 
     asyncio.run(run())
     assert calls == 2
+
+
+@pytest.mark.usefixtures("fast")
+def test_requests_during_a_round_make_one_next_round_and_a_failure_retries_alone() -> None:
+    rounds: list[dict[Key, bool]] = []
+    other: Key = ("ns", "other")
+
+    async def reconcile(batch: dict[Key, bool]) -> dict[Key, bool | Exception]:
+        rounds.append(dict(batch))
+        await asyncio.sleep(0.01)
+        if len(rounds) == 2:
+            return {KEY: ConnectionError("down"), other: True}  # other lost a race: at once again
+        return dict.fromkeys(batch, False)
+
+    async def run() -> None:
+        q = WorkQueue(reconcile, lambda: [KEY, other], Metrics())
+        await q.request(KEY)
+        await asyncio.sleep(0.001)  # the first round has begun
+        for _ in range(50):  # Node events meanwhile
+            await q.request(KEY)
+            await q.request(other)
+        await q.request(other, verify=True)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(run())
+    assert rounds == [
+        {KEY: False},
+        {KEY: False, other: True},  # every request of the first round, coalesced
+        {other: False},  # the loser at once, while KEY waits for its retry
+        {KEY: False},  # the retry
+    ]
 
 
 @pytest.mark.usefixtures("fast")
