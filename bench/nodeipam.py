@@ -39,6 +39,7 @@ from bench.support import (  # noqa: E402
     ADMIN,
     NodesDone,
     cluster_with_crds,
+    control_plane_cpu,
     cpu_seconds,
     create,
     peak_rss_mib,
@@ -46,7 +47,7 @@ from bench.support import (  # noqa: E402
     stop,
     writes_by,
 )
-from controlplane.cluster import build  # noqa: E402
+from controlplane.cluster import Cluster, build  # noqa: E402
 
 ANNOTATION = "network.samplecrd.k8s.io/default.bench"
 # Whether this version of the operator can write Node.spec.podCIDRs.
@@ -74,6 +75,7 @@ class Run:
     cpu: float
     rss: float
     writes: int
+    control: float  # CPU seconds of the API server and etcd meanwhile
 
 
 def has_subnet(node: dict[str, Any]) -> bool:
@@ -86,31 +88,32 @@ def has_pod_cidr(node: dict[str, Any]) -> bool:
 
 def race(
     cmd: list[str] | None,
-    cluster_kubeconfig: Path,
-    audit_log: Path,
+    cluster: Cluster,
     total: int,
     done: Callable[[dict[str, Any]], bool],
     log: Path,
 ) -> Run:
     """Start `cmd` (None: the operator) and wait until `total` Nodes are done."""
-    watch = NodesDone(cluster_kubeconfig, total, done)
+    watch = NodesDone(cluster.kubeconfig, total, done)
     watch.start()
     since = time.time()
     started = time.monotonic()
+    control = control_plane_cpu(cluster)
     if cmd is None:
-        proc = start_operator(cluster_kubeconfig, log)
+        proc = start_operator(cluster.kubeconfig, log)
     else:
         with log.open("wb") as out:
-            env = {**os.environ, "KUBECONFIG": str(cluster_kubeconfig)}
+            env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         finished = watch.wait_for(proc, log, TIMEOUT)
         cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
+        control = control_plane_cpu(cluster) - control
     finally:
         stop(proc)
     # The audit log is written as each request completes: a moment for the last.
     time.sleep(1)
-    return Run(finished - started, cpu, rss, writes_by(audit_log, ADMIN, since, time.time()))
+    return Run(finished - started, cpu, rss, writes_by(cluster.audit_log, ADMIN, since, time.time()), control)
 
 
 def peer(bin_dir: Path, kubeconfig: Path) -> list[str]:
@@ -139,7 +142,7 @@ def run(total: int, bin_dir: Path, work: Path, pod_cidrs: bool = POD_CIDRS) -> d
             create_nodes(cluster.kubeconfig, token, range(total))
             create(kubectl, network(pod_cidrs=True))
             log = work / f"operator-podcidrs-{total}.log"
-            results["operator podCIDRs"] = race(None, cluster.kubeconfig, cluster.audit_log, total, has_pod_cidr, log)
+            results["operator podCIDRs"] = race(None, cluster, total, has_pod_cidr, log)
         finally:
             cluster.stop()
     cluster, kubectl, token = cluster_with_crds(work / f"cp-{total}", bin_dir)
@@ -147,10 +150,10 @@ def run(total: int, bin_dir: Path, work: Path, pod_cidrs: bool = POD_CIDRS) -> d
         create_nodes(cluster.kubeconfig, token, range(total))
         create(kubectl, network(pod_cidrs=False))
         log = work / f"operator-{total}.log"
-        results["operator"] = race(None, cluster.kubeconfig, cluster.audit_log, total, has_subnet, log)
+        results["operator"] = race(None, cluster, total, has_subnet, log)
         log = work / f"nodeipam-{total}.log"
         cmd = peer(bin_dir, cluster.kubeconfig)
-        results["kcm"] = race(cmd, cluster.kubeconfig, cluster.audit_log, total, has_pod_cidr, log)
+        results["kcm"] = race(cmd, cluster, total, has_pod_cidr, log)
     finally:
         cluster.stop()
     return results
@@ -159,11 +162,13 @@ def run(total: int, bin_dir: Path, work: Path, pod_cidrs: bool = POD_CIDRS) -> d
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv[1:]] or [1000, 5000]
     bin_dir = build()
-    print(f"{'nodes':>6}  {'allocator':<20} {'seconds':>8} {'CPU s':>7} {'peak RSS MiB':>13} {'writes':>7}")
+    head = f"{'nodes':>6}  {'allocator':<20} {'seconds':>8} {'CPU s':>7} {'peak RSS MiB':>13} {'writes':>7}"
+    print(head + f" {'API server + etcd CPU s':>24}")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for total in sizes:
             for who, r in run(total, bin_dir, Path(tmp)).items():
-                print(f"{total:>6}  {who:<20} {r.seconds:>8.1f} {r.cpu:>7.1f} {r.rss:>13.0f} {r.writes:>7}", flush=True)
+                line = f"{total:>6}  {who:<20} {r.seconds:>8.1f} {r.cpu:>7.1f} {r.rss:>13.0f} {r.writes:>7}"
+                print(line + f" {r.control:>24.1f}", flush=True)
     return 0
 
 

@@ -91,6 +91,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def control_plane_cpu(cluster: Cluster) -> float:
+    """CPU seconds of the API server and etcd so far: who else works in a burst."""
+    return sum(cpu_seconds(cluster.procs[name].pid) for name in ("kube-apiserver", "etcd"))
+
+
 def writes_by(audit_log: Path, user: str, start: float, end: float) -> int:
     """Writes `user` made between two time.time() stamps (creates, updates,
     patches, deletes), Events aside: NodeSubnets count, as Node patches do."""

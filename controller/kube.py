@@ -36,6 +36,9 @@ T = TypeVar("T")
 CONCURRENCY = 32
 # No request waits forever on a silent connection; a LIST page of kubelet
 # Nodes takes well under this.
+# How long a reading of the login serves (tokens are rotated in hours and the
+# old one stays valid for a while).
+AUTH_SECONDS = 10.0
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 
 
@@ -97,6 +100,8 @@ class Api:
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._auth = ""
+        self._auth_at = -math.inf
 
     def fence(self) -> None:
         """Write nothing more: the operator is stopping and another replica may
@@ -108,6 +113,19 @@ class Api:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _authorization(self) -> str:
+        """The client's own reading of the login (a kubeconfig token, or the
+        pod's, reread by its refresh hook), taken again every AUTH_SECONDS.
+        Taken for every request, a kubeconfig's refresh hook loads the whole
+        configuration again, proxies from the environment included: a twentieth
+        of the operator's CPU in a burst."""
+        now = time.monotonic()
+        if now - self._auth_at >= AUTH_SECONDS:
+            bearer = self.config.auth_settings().get("BearerToken")
+            self._auth = str(bearer["value"]) if bearer and bearer["value"] else ""
+            self._auth_at = now
+        return self._auth
 
     def _connection(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         """The session of the running loop (made on first use: a session
@@ -145,11 +163,9 @@ class Api:
             headers = {"Accept": accept}
             if body is not None:
                 headers["Content-Type"] = content_type or "application/json"
-            # The client's own reading of the login: a kubeconfig token, or the
-            # pod's, reread by its refresh hook.
-            bearer = self.config.auth_settings().get("BearerToken")
-            if bearer and bearer["value"]:
-                headers["Authorization"] = str(bearer["value"])
+            authorization = self._authorization()
+            if authorization:
+                headers["Authorization"] = authorization
             async with session.request(
                 method,
                 self.config.host + path,
