@@ -2,7 +2,7 @@
 
 - `Feed` (controller/feed.py): the informers, Nodes and NodeSubnets;
 - `WorkQueue` (controller/queue.py): coalescing requests, one lock;
-- `Syncer` (controller/sync.py): the idempotent sync of one Network.
+- `Syncer` (controller/sync.py): the idempotent sync of the Networks of one round.
 
 The Network index is Kopf's (`@kopf.index`); handlers bind it on each call.
 """
