@@ -309,7 +309,10 @@ class Syncer:
         taken += [s for n, s in annotated.items() if s is not None and held.get(n) != s]
         now = time.monotonic()
         self._quarantine = {s: t for s, t in self._quarantine.items() if t > now}
-        taken += self._quarantine
+        # Not a subnet a record holds again: the record is the truth, and its
+        # Node must keep it (taken, it would get a new one each round).
+        recorded = {r.subnet for r in own.values()}
+        taken += [s for s in self._quarantine if s not in recorded]
         taken = [s for s in taken if s not in pinned] + fit.taken
         plan = allocator.plan(pool, wanted, held, remembered, taken)
 

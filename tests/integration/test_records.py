@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import pytest
 from controller.engine import Engine
 from controller.kube import Api, load_config
 from controller.metrics import Metrics
-from netpool import annotation
+from netpool import annotation, records
 from netpool.views import network_view, node_view
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
@@ -207,6 +208,61 @@ def test_the_loser_of_a_create_race_takes_another_subnet(
     winner = next(n for n, s in records.items() if s == "10.77.1.0/24")
     loser = next(n for n in nodes if n != winner)
     assert spies[loser].annotated == [(loser, "10.77.2.0/24")]  # the taken subnet never reached a Node
+
+
+def test_a_second_writers_duplicate_is_deleted_and_its_subnet_rests_but_a_record_keeps_it(
+    api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
+) -> None:
+    """Node x has two records, as two writers can leave it: the younger one is
+    deleted, and its subnet is not handed to the next Node (the other writer's
+    PATCH may still be on its way). Once a record holds that subnet again (a
+    writer that never saw the duplicate), its Node keeps it."""
+    nodes = {name: make_node(name).obj for name in ("x", "y", "z")}
+    net = make_network(api, namespace, "dup", {"cidr": "10.78.0.0/16"}).obj
+    key = (namespace, "dup")
+
+    def record(subnet: str, node: str) -> dict[str, Any]:
+        body = records.body(
+            ipaddress.ip_network(subnet), "10.78.0.1", node, nodes[node]["metadata"]["uid"], key, net["metadata"]["uid"]
+        )
+        made = NodeSubnet(api, body)
+        made.create()
+        obj: dict[str, Any] = made.obj
+        return obj
+
+    older = record("10.78.1.0/24", "x")
+    time.sleep(1.1)  # creationTimestamp has a one-second resolution
+    younger = record("10.78.2.0/24", "x")
+    spy = Spy()
+
+    async def run() -> None:
+        engine = Engine(spy, lambda *_: None, logging.getLogger("dup"), relist_every=3600)
+        engine.bind({key: [network_view(net)]})
+        for made in (older, younger):
+            await engine.feed.record_event("ADDED", made)
+        engine.nodes.put(node_view(nodes["x"]))
+        try:
+            await engine.request(key)
+            await engine.queue.drained()
+            assert record_subnets(api, namespace, "dup") == {"x": "10.78.1.0/24"}
+            await engine.feed.node_event("y", "ADDED", nodes["y"])  # a new Node: not the resting subnet
+            await engine.queue.drained()
+            assert record_subnets(api, namespace, "dup")["y"] == "10.78.3.0/24"
+            # Another writer, which never saw the duplicate, gives it to z.
+            await engine.feed.record_event("ADDED", record("10.78.2.0/24", "z"))
+            await engine.feed.node_event("z", "ADDED", nodes["z"])
+            for _ in range(3):
+                await engine.request(key)
+                await engine.queue.drained()
+        finally:
+            await spy.close()
+
+    asyncio.run(run())
+    expected = {"x": "10.78.1.0/24", "y": "10.78.3.0/24", "z": "10.78.2.0/24"}
+    assert record_subnets(api, namespace, "dup") == expected
+    assert node_subnets(api, namespace, "dup") == expected
+    assert ("z", "10.78.2.0/24") in spy.annotated
+    assert [subnet for node, subnet in spy.annotated if node == "z"] == ["10.78.2.0/24"]  # never another
 
 
 def _comparable(network: dict[str, Any]) -> str:
