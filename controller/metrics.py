@@ -33,7 +33,7 @@ class Metrics:
         )
         self.reconcile_seconds = Histogram(
             "network_operator_reconcile_duration_seconds",
-            "Time to reconcile one Network.",
+            "Time of one round of reconciles (every Network that needed one, together).",
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )

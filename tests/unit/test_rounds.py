@@ -1,0 +1,107 @@
+"""A round's Node writes (controller/sync.py): one PATCH per Node for every
+Network of the round, and each outcome back to the Networks that wrote it.
+The API is a fake that records its calls; what the API server does with them
+is proven in tests/integration."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import pytest
+
+from controller.feed import Feed
+from controller.kube import Api
+from controller.metrics import Metrics
+from controller.queue import Key
+from controller.sync import Syncer, _Round
+from netpool import annotation
+from netpool.views import network_view
+
+N1, N2 = "node-1", "node-2"
+
+
+class FakeApi:
+    """Node PATCHes only: recorded; refused (someone else set the podCIDRs) or failing for the Nodes named."""
+
+    def __init__(self, refuse: Sequence[str] = (), fail: Sequence[str] = ()) -> None:
+        self.metrics = Metrics()
+        self.refuse, self.fail = set(refuse), set(fail)
+        self.patches: list[tuple[str, dict[str, str | None], tuple[str, ...]]] = []
+
+    async def patch_node(
+        self, node: str, annotations: Mapping[str, str | None], pod_cidrs: Sequence[str] = ()
+    ) -> bool | None:
+        self.patches.append((node, dict(annotations), tuple(pod_cidrs)))
+        if node in self.fail:
+            raise ConnectionError("the API server is down")
+        return None if node in self.refuse else True
+
+    async def get_node(self, node: str) -> dict[str, Any] | None:
+        return None
+
+
+def syncer(api: FakeApi) -> Syncer:
+    async def request(key: Key) -> None:
+        pass
+
+    log = logging.getLogger("test")
+    feed = Feed(cast(Api, api), log, request, lambda old, new: [], relist_every=3600)
+    return Syncer(cast(Api, api), feed, lambda key: None, lambda key: [], dict, lambda *_: None, log)
+
+
+def network_round(name: str, writes: dict[str, str | None], cidrs: dict[str, tuple[str, ...]] | None = None) -> _Round:
+    view = network_view({"metadata": {"namespace": "ns", "name": name}})
+    return _Round(view, None, {}, dict, writes, cidrs or {})
+
+
+def key(name: str) -> str:
+    return annotation.key_for("ns", name)
+
+
+def test_every_network_of_a_round_shares_one_patch_per_node() -> None:
+    api = FakeApi()
+    s = syncer(api)
+    a = network_round("a", {N1: "a1", N2: None}, {N1: ("10.1.0.0/24",)})
+    b = network_round("b", {N1: "b1"})
+    failed = asyncio.run(s._write_round([a, b]))
+    assert failed == {}
+    assert sorted(api.patches) == [
+        (N1, {key("a"): "a1", key("b"): "b1"}, ("10.1.0.0/24",)),
+        (N2, {key("a"): None}, ()),
+    ]
+    assert (a.again, b.again) == (False, False)
+    # What was written is laid over the cache until the watch shows it.
+    assert s.feed._pending == {key("a"): {N1: "a1", N2: None}, key("b"): {N1: "b1"}}
+    assert s.feed._pending_cidrs == {N1: ("10.1.0.0/24",)}
+
+
+def test_podcidrs_two_writers_disagree_on_keep_the_first_and_send_the_other_round_again() -> None:
+    api = FakeApi()
+    a = network_round("a", {}, {N1: ("10.1.0.0/24", "fd00::/64")})
+    b = network_round("b", {}, {N1: ("fd00::/64", "10.1.0.0/24")})
+    asyncio.run(syncer(api)._write_round([a, b]))
+    assert api.patches == [(N1, {}, ("10.1.0.0/24", "fd00::/64"))]
+    assert (a.again, b.again) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("refuse", "fail", "failed", "again"),
+    [
+        ([N1], [], set(), {"a", "b"}),  # refused: both wrote to N1 and look again
+        ([], [N2], {"b"}, set()),  # failed: only b wrote to N2; a's writes are made
+        ([N2], [N1], {"a", "b"}, {"b"}),
+    ],
+)
+def test_each_nodes_outcome_goes_to_the_networks_that_wrote_to_it(
+    refuse: list[str], fail: list[str], failed: set[str], again: set[str]
+) -> None:
+    api = FakeApi(refuse, fail)
+    a = network_round("a", {N1: "a1"})
+    b = network_round("b", {N1: "b1", N2: "b2"}, {N2: ("10.2.0.0/24",)})
+    errors = asyncio.run(syncer(api)._write_round([a, b]))
+    assert {k[1] for k in errors} == failed
+    assert all(isinstance(e, ConnectionError) for e in errors.values())
+    assert {r.view.name for r in (a, b) if r.again} == again
