@@ -136,26 +136,20 @@ def peer(bin_dir: Path, kubeconfig: Path) -> list[str]:
 def run(total: int, bin_dir: Path, work: Path, pod_cidrs: bool = POD_CIDRS) -> dict[str, Run]:
     """{"operator": ..., "kcm": ...} and, with `pod_cidrs`, "operator podCIDRs"."""
     results = {}
-    if pod_cidrs:
-        cluster, kubectl, token = cluster_with_crds(work / f"cp-{total}-podcidrs", bin_dir)
+    modes = ([("operator podCIDRs", True)] if pod_cidrs else []) + [("operator", False)]
+    for who, cidrs in modes:
+        name = f"{total}-podcidrs" if cidrs else str(total)
+        cluster, kubectl, token = cluster_with_crds(work / f"cp-{name}", bin_dir)
         try:
             create_nodes(cluster.kubeconfig, token, range(total))
-            create(kubectl, network(pod_cidrs=True))
-            log = work / f"operator-podcidrs-{total}.log"
-            results["operator podCIDRs"] = race(None, cluster, total, has_pod_cidr, log)
+            create(kubectl, network(pod_cidrs=cidrs))
+            done = has_pod_cidr if cidrs else has_subnet
+            results[who] = race(None, cluster, total, done, work / f"operator-{name}.log")
+            if not cidrs:  # the peer on the same control plane, once the operator stopped
+                cmd = peer(bin_dir, cluster.kubeconfig)
+                results["kcm"] = race(cmd, cluster, total, has_pod_cidr, work / f"nodeipam-{total}.log")
         finally:
             cluster.stop()
-    cluster, kubectl, token = cluster_with_crds(work / f"cp-{total}", bin_dir)
-    try:
-        create_nodes(cluster.kubeconfig, token, range(total))
-        create(kubectl, network(pod_cidrs=False))
-        log = work / f"operator-{total}.log"
-        results["operator"] = race(None, cluster, total, has_subnet, log)
-        log = work / f"nodeipam-{total}.log"
-        cmd = peer(bin_dir, cluster.kubeconfig)
-        results["kcm"] = race(cmd, cluster, total, has_pod_cidr, log)
-    finally:
-        cluster.stop()
     return results
 
 

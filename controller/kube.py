@@ -34,11 +34,11 @@ T = TypeVar("T")
 # Requests in flight at once. Each waits on the API server most of its time;
 # thousands of Node patches need many at once.
 CONCURRENCY = 32
-# No request waits forever on a silent connection; a LIST page of kubelet
-# Nodes takes well under this.
 # How long a reading of the login serves (tokens are rotated in hours and the
 # old one stays valid for a while).
 AUTH_SECONDS = 10.0
+# No request waits forever on a silent connection; a LIST page of kubelet
+# Nodes takes well under this.
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 
 

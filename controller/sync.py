@@ -23,8 +23,8 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 from controller.feed import Feed
 from controller.kube import Api
@@ -44,6 +44,7 @@ from netpool.views import NetworkView, NodeView, network_view, node_view
 # (controller/kube.py: 10 s to connect, 60 s to read the answer).
 QUARANTINE_SECONDS = 75.0
 
+T = TypeVar("T")
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]  # (object, type, reason, message)
 
 
@@ -126,10 +127,8 @@ class Syncer:
                 rounds.append(prepared)
         failed = await self._write_round(rounds)
         rounds = [r for r in rounds if r.key not in failed]
-        deleted = await asyncio.gather(*(self._delete(r.released) for r in rounds), return_exceptions=True)
+        deleted = await _each(self._delete(r.released) for r in rounds)
         for r, error in zip(rounds, deleted, strict=True):
-            if isinstance(error, BaseException) and not isinstance(error, Exception):
-                raise error  # cancelled: the operator is stopping
             if isinstance(error, Exception):
                 failed[r.key] = error
             elif r.again:
@@ -441,12 +440,7 @@ class Syncer:
             return done
 
         names = list(patches)
-        done = await asyncio.gather(*(one(n, *patches[n]) for n in names), return_exceptions=True)
-        outcomes: dict[str, bool | Exception | None] = {}
-        for node, outcome in zip(names, done, strict=True):
-            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-                raise outcome  # cancelled: the operator is stopping
-            outcomes[node] = outcome
+        outcomes = dict(zip(names, await _each(one(n, *patches[n]) for n in names), strict=True))
         refused = sum(1 for o in outcomes.values() if o is None)
         if refused:
             self.logger.info("%d Nodes got podCIDRs from elsewhere meanwhile; they keep them", refused)
@@ -490,3 +484,13 @@ def _own_records(mine: Iterable[Record]) -> tuple[dict[str, Record], list[Record
 
 def _annotated(values: Iterable[str]) -> list[IPNetwork]:
     return [s for v in values if (s := allocator.parse_subnet(annotation.subnet_of(v))) is not None]
+
+
+async def _each(calls: Iterable[Awaitable[T]]) -> list[T | Exception]:
+    """Run them all at once; each result, or the error that failed it, in its
+    place. Cancellation (the operator is stopping) is not an error: it goes on."""
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in done:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome
+    return cast(list[T | Exception], done)
