@@ -9,10 +9,12 @@ The Network index is Kopf's (`@kopf.index`); handlers bind it on each call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
+from controller import backoff
 from controller.feed import Feed
 from controller.kube import Api
 from controller.queue import Key, WorkQueue
@@ -45,6 +47,7 @@ class Engine:
     def __init__(self, api: Api, post_event: EventSink, logger: logging.Logger, relist_every: float = 15) -> None:
         self.api = api
         self.metrics = api.metrics
+        self.logger = logger
         self.networks: Index | None = None
         self.queue = WorkQueue(self._reconcile, self.network_keys, self.metrics, logger)
         self.feed = Feed(api, logger, self.queue.request, self.affected, relist_every)
@@ -61,8 +64,18 @@ class Engine:
         return self.feed.nodes
 
     async def start(self) -> None:
-        """Before any handler runs: nothing is handed out from a partial view."""
-        await self.feed.sync()
+        """Before any handler runs: nothing is handed out from a partial view.
+        Tried until it succeeds, as an informer waits for its first sync: an
+        API server that is away or overloaded at startup is waited for."""
+        failures = 0
+        while True:
+            try:
+                return await self.feed.sync()
+            except Exception as e:
+                failures += 1
+                wait = backoff.delay(failures)
+                self.logger.warning("initial sync failed (%s: %s); retrying in %gs", type(e).__name__, e, wait)
+                await asyncio.sleep(wait)
 
     async def request(self, key: Key, verify: bool = False) -> None:
         await self.queue.request(key, verify)

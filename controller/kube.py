@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import ssl
@@ -22,6 +23,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from controller import login
+from controller.config import Config
 from controller.lease import Lease
 from controller.metrics import Metrics
 
@@ -29,7 +31,6 @@ GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
 SUBNETS = f"/apis/{GROUP}/{VERSION}/nodesubnets"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _MERGE = "application/merge-patch+json"
-_PAGE = 500
 T = TypeVar("T")
 # Requests in flight at once. Each waits on the API server most of its time;
 # thousands of Node patches need many at once.
@@ -40,6 +41,9 @@ AUTH_SECONDS = 10.0
 # No request waits forever on a silent connection; a LIST page of kubelet
 # Nodes takes well under this.
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+# The annotation of the BOOKMARK that ends a watch's initial events.
+_INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+_log = logging.getLogger("network-operator")
 
 
 def load_config() -> kubernetes.client.Configuration:
@@ -80,6 +84,10 @@ def _refresh_token(pod: login.InCluster, every: float = 60) -> Callable[[kuberne
     return refresh
 
 
+class _Expired(Exception):
+    """A list's `continue` token is too old: 410 Expired for its next page."""
+
+
 class Fenced(RuntimeError):
     """A write refused because the operator is stopping."""
 
@@ -91,9 +99,10 @@ class Api:
     flight); the operator needs none of it. A Node PATCH costs about a third
     of the CPU it costs through the official client (bench/client.py)."""
 
-    def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics) -> None:
+    def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics, page: int = Config.list_page) -> None:
         self.config = config
         self.metrics = metrics
+        self.page = page  # objects per page of a LIST
         self.fenced = False
         self.lease: Lease | None = None  # with several replicas: held while writing (controller/lease.py)
         self._tls = _tls(config)
@@ -207,6 +216,38 @@ class Api:
         """GET /version, which every authenticated client may read: does the API server answer?"""
         return cast(dict[str, Any], await asyncio.wait_for(self._request("GET", "/version"), within))
 
+    async def streams_lists(self, within: float = 5) -> bool:
+        """Whether the API server streams a watch's initial state in place of
+        a LIST (`sendInitialEvents`, Kubernetes' watch-list): a watch of
+        Networks that match nothing must end its (empty) initial events with
+        a BOOKMARK that says so. A server without it refuses the parameter,
+        or ignores it and sends no such BOOKMARK."""
+        session, _ = self._connection()
+        query = {
+            "watch": "true",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "fieldSelector": "metadata.name=.",  # no object has this name
+            "timeoutSeconds": str(math.ceil(within)),
+        }
+        headers = {"Accept": "application/json"}
+        if authorization := self._authorization():
+            headers["Authorization"] = authorization
+        url = f"{self.config.host}/apis/{GROUP}/{VERSION}/{PLURAL}"
+        try:
+            async with asyncio.timeout(within + 5), session.get(url, params=query, headers=headers) as resp:
+                if resp.status != 200:
+                    return False
+                async for line in resp.content:
+                    event = json.loads(line)
+                    annotations = (event.get("object") or {}).get("metadata", {}).get("annotations") or {}
+                    if event.get("type") == "BOOKMARK" and annotations.get(_INITIAL_EVENTS_END) == "true":
+                        return True
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            _log.warning("could not tell whether the API server streams initial events (%s: %s)", type(e).__name__, e)
+        return False
+
     async def lease_request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | str | None:
         """The Lease's own calls: never fenced; None for 404, "conflict" for 409."""
         try:
@@ -270,13 +311,47 @@ class Api:
         accept: str = "application/json",
         view: Callable[[dict[str, Any]], Any] = lambda item: item,
     ) -> list[Any]:
+        """Every object, page by page, each reduced by `view`.
+
+        A `continue` token lasts only as long as etcd keeps the revision of
+        the list's first page: a LIST that outlives a compaction (every 5
+        minutes by default; a large cluster, a paused or starved process)
+        gets 410 Expired for its next page. As client-go's pager does, the
+        list starts again from the first page, and if that expires too, it
+        is read in one unpaged request, which has no token to expire."""
+        for limit, then in ((self.page, "from the first page"), (self.page, "in one unpaged request")):
+            try:
+                return await self._pages(resource, path, selector, accept, view, limit)
+            except _Expired:
+                _log.warning(
+                    "listing %s: the API server no longer keeps the list's next page (410 Expired: the list "
+                    "outlived a compaction of etcd); listing again %s",
+                    resource,
+                    then,
+                )
+        return await self._pages(resource, path, selector, accept, view, None)
+
+    async def _pages(
+        self,
+        resource: str,
+        path: str,
+        selector: str | None,
+        accept: str,
+        view: Callable[[dict[str, Any]], Any],
+        limit: int | None,
+    ) -> list[Any]:
         items: list[Any] = []
         token: str | None = None
         while True:
-            query: list[tuple[str, Any]] = [("limit", _PAGE)]
+            query: list[tuple[str, Any]] = [("limit", limit)] if limit else []
             query += [("labelSelector", selector)] if selector else []
             query += [("continue", token)] if token else []
-            page = await self._call(resource, False, "GET", path, query=query, accept=accept)
+            try:
+                page = await self._call(resource, False, "GET", path, query=query, accept=accept)
+            except ApiException as e:
+                if e.status == 410 and token:
+                    raise _Expired from e
+                raise
             items += [view(item) for item in page.get("items") or []]
             token = (page.get("metadata") or {}).get("continue")
             if not token:
