@@ -127,6 +127,11 @@ class FaultProxy:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        # Watches still relayed: their clients are gone.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     # --- requests -------------------------------------------------------------
 
@@ -145,10 +150,11 @@ class FaultProxy:
         body = await request.read() if request.can_read_body else None
         try:
             return await self._relay(request, headers, body, cut_after)
-        except aiohttp.ClientConnectionError:
-            # The API server is away: so is the proxy, as its client sees it.
-            assert request.transport is not None
-            request.transport.abort()
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
+            # The API server is away, or went away in the middle of its
+            # answer: so does the proxy, as its client sees it.
+            if request.transport is not None:
+                request.transport.abort()
             return web.StreamResponse()
 
     async def _relay(
@@ -166,8 +172,8 @@ class FaultProxy:
                 async for chunk in upstream.content.iter_any():
                     if cut_after is not None and sent + len(chunk) >= cut_after:
                         await response.write(chunk[: max(0, cut_after - sent)])
-                        assert request.transport is not None
-                        request.transport.abort()  # the connection drops in the middle of the answer
+                        if request.transport is not None:
+                            request.transport.abort()  # the connection drops in the middle of the answer
                         return response
                     await response.write(chunk)
                     sent += len(chunk)
