@@ -63,7 +63,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     # 35 s in all, then the caller retries (a watch reconnects, a handler is
     # retried); longer would hold up a stopping operator's last keep-alive.
     settings.networking.error_backoffs = backoff.schedule(30)
-    # The CRD is installed before the operator starts (the chart's crds/), so
+    # The CRDs are installed before the operator starts (the chart creates
+    # them ahead of its Deployment, or they are applied from crds/), so
     # there is no need to watch CRDs, nor the permission to.
     settings.scanning.disabled = True
     if config.peering:
