@@ -218,6 +218,7 @@ def test_lint_strict_is_clean(helm: Helm, values: list[str]) -> None:
         ("podSecurityContext.runAsUserr=1", "runAsUserr"),
         ("securityContext.capabilities.add=NET_ADMIN", "add"),
         ("spreadOverNodes=yes", "spreadOverNodes"),
+        ("topologySpreadConstraints[0].maxSkeww=1", "maxSkeww"),
     ],
 )
 def test_bad_values_are_rejected(helm: Helm, setting: str, named: str) -> None:
@@ -402,7 +403,7 @@ def _pod(docs: list[Doc]) -> Doc:
     return pod
 
 
-def test_crds_are_templates_kept_on_uninstall(helm: Helm) -> None:
+def test_crds_render_as_the_canonical_ones_with_keep(helm: Helm) -> None:
     """The canonical CRDs, unchanged but for Helm's keep policy and the chart's labels."""
     docs = render(helm, "--set", "commonLabels.team=platform")
     crds = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
