@@ -825,9 +825,17 @@ def test_crds_upgrade_with_the_chart_and_outlive_it(bare_cluster: KubeCluster, t
     # The API server takes a moment to serve with the new schema.
     wait_for("spec.podCIDRs to be stored", lambda: _pod_cidrs_kept(cluster, namespace, f"new-{uuid.uuid4().hex[:6]}"))
 
-    # Uninstall keeps the CRDs, and so the Networks.
     networks = {n["metadata"]["name"] for n in get_json(cluster, "networks", "-n", namespace)["items"]}
     assert "old" in networks
+
+    # Switched off on an upgrade, the chart leaves the CRDs in place; back on, it owns them again.
+    helm("upgrade", release, str(CHART), *settings, "--set", "crds.install=false")
+    for name in CRD_NAMES:
+        get_json(cluster, f"crd/{name}")
+    helm("upgrade", release, str(CHART), *settings)
+    assert {n["metadata"]["name"] for n in get_json(cluster, "networks", "-n", namespace)["items"]} == networks
+
+    # Uninstall keeps the CRDs, and so the Networks.
     uninstalled = helm("uninstall", release, "--namespace", namespace)
     assert "kept due to the resource policy" in uninstalled.stdout
     wait_for(
