@@ -699,35 +699,59 @@ def test_pods_can_start_before_the_pod_network(helm: Helm) -> None:
     assert two["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
 
 
+def _run_pod(cluster: KubeCluster, namespace: str, pod: str, ready: bool) -> None:
+    """Report what a kubelet would: the pod runs, Ready or not."""
+    status = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]}}
+    cluster.kubectl(
+        "patch", "pod", pod, "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps(status)
+    )
+
+
+def _evict(cluster: KubeCluster, namespace: str, pod: str) -> subprocess.CompletedProcess[str]:
+    """Ask for an eviction, as `kubectl drain` does."""
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}}
+    return cluster.kubectl(
+        "create",
+        "--raw",
+        f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
+        "-f",
+        "-",
+        input=json.dumps(eviction),
+        check=False,
+    )
+
+
 @pytest.mark.usefixtures("peering_crd")
 def test_disruption_budget_and_spread_as_the_cluster_sees_them(
     cluster: KubeCluster, helm: Helm, namespace: str
 ) -> None:
-    """With two replicas: the disruption controller finds both pods under the
-    budget, and the API server adds each pod's ReplicaSet to its spread."""
+    """With two replicas: the API server adds each pod's ReplicaSet to its
+    spread, and evictions (a drain) go by the budget: a replica that is not
+    Ready never blocks one, and of two Ready replicas one goes at a time."""
     release = f"ha-{uuid.uuid4().hex[:6]}"
     fullname = f"{release}-network-operator"
+
+    def pods(without: str = "") -> list[Doc] | None:
+        items: list[Doc] = get_json(cluster, "-n", namespace, "pods", "-l", f"app.kubernetes.io/instance={release}")[
+            "items"
+        ]
+        live = [p for p in items if "deletionTimestamp" not in p["metadata"] and p["metadata"]["name"] != without]
+        return live if len(live) == 2 else None
+
+    def budget(healthy: int) -> Callable[[], Doc | None]:
+        def check() -> Doc | None:
+            status: Doc = get_json(cluster, "-n", namespace, f"pdb/{fullname}").get("status", {})
+            return status if (status.get("expectedPods"), status.get("currentHealthy")) == (2, healthy) else None
+
+        return check
+
     try:
         helm(
             "install", release, str(CHART), "--namespace", namespace, "--wait=false",
             "--set", "webhook.failurePolicy=Ignore,crds.install=false,replicaCount=2",
         )  # fmt: skip
-
-        def counted() -> Doc | None:
-            status: Doc = get_json(cluster, "-n", namespace, f"pdb/{fullname}").get("status", {})
-            return status if status.get("expectedPods") == 2 else None
-
-        status = wait_for("the disruption controller to count the pods", counted, timeout=60)
-        # No kubelet: the pods never become healthy, so no eviction is allowed yet.
-        assert (status["desiredHealthy"], status["disruptionsAllowed"]) == (1, 0)
-
-        def pods() -> list[Doc] | None:
-            items: list[Doc] = get_json(
-                cluster, "-n", namespace, "pods", "-l", f"app.kubernetes.io/instance={release}"
-            )["items"]
-            return items if len(items) == 2 else None
-
-        for pod in wait_for("two pods", pods, timeout=60):
+        first = wait_for("two pods", pods, timeout=60)
+        for pod in first:
             (spread,) = pod["spec"]["topologySpreadConstraints"]
             template_hash = pod["metadata"]["labels"]["pod-template-hash"]
             assert spread["labelSelector"] == {
@@ -739,6 +763,28 @@ def test_disruption_budget_and_spread_as_the_cluster_sees_them(
                 "ScheduleAnyway",
                 1,
             )
+
+        # Running but never Ready (a crash loop): the budget allows no
+        # disruption, yet unhealthyPodEvictionPolicy lets the drain through.
+        names = [p["metadata"]["name"] for p in first]
+        for name in names:
+            _run_pod(cluster, namespace, name, ready=False)
+        status = wait_for("the disruption controller to count two unhealthy pods", budget(0), timeout=60)
+        assert (status["desiredHealthy"], status["disruptionsAllowed"]) == (1, 0)
+        evicted = _evict(cluster, namespace, names[0])
+        assert evicted.returncode == 0, evicted.stderr
+
+        # Two Ready replicas: the first eviction goes through, the second waits.
+        second = [p["metadata"]["name"] for p in wait_for("a replacement pod", lambda: pods(without=names[0]))]
+        for name in second:
+            _run_pod(cluster, namespace, name, ready=True)
+        status = wait_for("the disruption controller to count two healthy pods", budget(2), timeout=60)
+        assert status["disruptionsAllowed"] == 1
+        evicted = _evict(cluster, namespace, second[0])
+        assert evicted.returncode == 0, evicted.stderr
+        refused = _evict(cluster, namespace, second[1])
+        assert refused.returncode != 0
+        assert "violate the pod's disruption budget" in refused.stderr
     finally:
         _cleanup(cluster, helm, release, namespace, fullname)
 
