@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kopf.cli import main as kopf_cli
 
 from tests.integration.support import ROOT, Cluster, KubeCluster, wait_for
 
@@ -438,12 +439,28 @@ def test_common_labels_are_on_every_object(helm: Helm) -> None:
         }
 
 
+def _kopf_run_options(container: Doc) -> dict[str, Any]:
+    """The options `kopf run` takes from the container's command and args,
+    parsed by Kopf's own command line (args come after the operator's path)."""
+    argv = [*container["command"], *container["args"]]
+    assert argv[:2] == ["kopf", "run"]
+    context = kopf_cli.make_context("kopf", argv[1:])
+    run = kopf_cli.get_command(context, "run")
+    assert run is not None
+    options: dict[str, Any] = run.make_context("run", argv[2:], parent=context).params
+    return options
+
+
 def test_logging_extra_args_and_extra_env(helm: Helm) -> None:
     (default,) = _pod(render(helm))["containers"]
     assert default["args"] == ["--log-format=full"]
     for level, flags in (("quiet", ["--quiet"]), ("info", []), ("verbose", ["--verbose"]), ("debug", ["--debug"])):
         (container,) = _pod(render(helm, "--set", f"logging.format=json,logging.level={level}"))["containers"]
         assert container["args"] == ["--log-format=json", *flags]
+        options = _kopf_run_options(container)
+        assert options["log_format"].name == "JSON"
+        assert {k for k in ("quiet", "verbose", "debug") if options[k]} == ({level} - {"info"})
+        assert options["paths"] == ("/app/operator.py",)
     (container,) = _pod(
         render(
             helm,
