@@ -59,7 +59,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     # so a watch could reconnect that long after the API server is back),
     # and never give up while the operator runs: see backoff.Retries.
     settings.networking.error_backoffs = memo.retries = backoff.Retries()
-    # The CRD is installed before the operator starts (the chart's crds/), so
+    # The CRDs are installed before the operator starts (the chart creates
+    # them ahead of its Deployment, or they are applied from crds/), so
     # there is no need to watch CRDs, nor the permission to.
     settings.scanning.disabled = True
     if config.peering:
