@@ -64,6 +64,7 @@ class _Round:
     cidrs: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # Node -> podCIDRs to set
     released: list[Record] = dataclasses.field(default_factory=list)  # NodeSubnets to delete after the writes
     again: bool = False  # lost a race, or freed subnets that waiting Nodes can have: go round again
+    moved: dict[str, Record] = dataclasses.field(default_factory=dict)  # Node -> the record its new subnet replaces
 
     @property
     def key(self) -> Key:
@@ -243,6 +244,11 @@ class Syncer:
                     failed.setdefault(r.key, outcome)
                 elif outcome is None:
                     r.again = True
+        for r in rounds:
+            # A moved Node's old record goes once the Node carries its new subnet
+            # (written now, or already); while it still carries the old one, the
+            # old record stays, and being the older of the two it keeps the Node.
+            r.released += [old for node, old in r.moved.items() if outcomes.get(node, True) is True]
         return failed
 
     async def _allocate(
@@ -301,23 +307,31 @@ class Syncer:
         apart = {c.key for c in rivals if not c.network.overlaps(pool.network)}
         apart_keys = {annotation.key_for(*k) for k in apart} | {ann_key}
         taken = [r.subnet for k in self.records.networks() if k != key and k not in apart for r in self.records.of(k)]
-        # Not free in this round: other Networks' annotations, subnets about to
-        # be released, and values a Node still carries that are not its record.
-        taken += _annotated(v for values in carried.values() for k, v in values.items() if k not in apart_keys)
+        # Not free in this round: subnets about to be released, and what Nodes
+        # carry without a record (other Networks' annotations, values that are
+        # not their Node's record), unless one of this Network's records holds it.
         taken += [r.subnet for r in extra] + [r.subnet for n, r in own.items() if n not in wanted]
-        taken += [s for n, s in annotated.items() if s is not None and held.get(n) != s]
+        recorded = {r.subnet for r in own.values()}
+        unrecorded = _annotated(v for values in carried.values() for k, v in values.items() if k not in apart_keys)
+        unrecorded += [s for n, s in annotated.items() if s is not None and held.get(n) != s]
+        taken += allocator.not_free(unrecorded, recorded)
         now = time.monotonic()
         self._quarantine = {s: t for s, t in self._quarantine.items() if t > now}
         # Not a subnet a record holds again: the record is the truth, and its
         # Node must keep it (taken, it would get a new one each round).
-        recorded = {r.subnet for r in own.values()}
         taken += [s for s in self._quarantine if s not in recorded]
         taken = [s for s in taken if s not in pinned] + fit.taken
         plan = allocator.plan(pool, wanted, held, remembered, taken)
 
         by_name = {n.name: n for n in nodes}
         uid_of = {n.name: n.uid for n in nodes}
+        recorded_before = dict(own)
         lost = await self._create(view, pool, plan, own, uid_of)
+        # A Node moved off a subnet it can no longer have (reserved now, outside
+        # a smaller cidr) leaves its old record, released once the Node carries
+        # the new one (_write_round); kept, the Node would hold two, and the
+        # older would win when next reconciled and move the Node again.
+        moved = {n: r for n, r in recorded_before.items() if own[n] is not r}
         served = {n: r for n, r in own.items() if plan.allocations.get(n) == r.subnet}
         desired = {n: annotation.render(*key, str(r.subnet), str(pool.gateway)) for n, r in served.items()}
         writes: dict[str, str | None] = {n: v for n, v in desired.items() if carried[n].get(ann_key) != v}
@@ -359,7 +373,7 @@ class Syncer:
 
         # Lost a race for a subnet, or freeing subnets that waiting Nodes can have.
         again = bool(lost) or bool(released and plan.waiting)
-        return _Round(view, inputs, previous, finish, writes, cidrs, released, again)
+        return _Round(view, inputs, previous, finish, writes, cidrs, released, again, moved)
 
     def _pod_cidrs_to_write(
         self,

@@ -6,6 +6,7 @@ is proven in tests/integration."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -18,6 +19,7 @@ from controller.metrics import Metrics
 from controller.queue import Key
 from controller.sync import Syncer, _Round
 from netpool import annotation
+from netpool.records import Record
 from netpool.views import network_view
 
 N1, N2 = "node-1", "node-2"
@@ -105,3 +107,24 @@ def test_each_nodes_outcome_goes_to_the_networks_that_wrote_to_it(
     assert {k[1] for k in errors} == failed
     assert all(isinstance(e, ConnectionError) for e in errors.values())
     assert {r.view.name for r in (a, b) if r.again} == again
+
+
+@pytest.mark.parametrize(
+    ("refuse", "fail", "released"),
+    [
+        ([], [], {N1, N2}),  # N1 written, N2 already carried its new subnet
+        ([N1], [], {N2}),  # refused: N1 still carries its old subnet, whose record stays
+        ([], [N1], {N2}),  # failed: the same
+    ],
+)
+def test_a_moved_nodes_old_record_goes_only_once_the_node_carries_its_new_subnet(
+    refuse: list[str], fail: list[str], released: set[str]
+) -> None:
+    old = {
+        n: Record(f"10.0.{i}.0-24", ipaddress.ip_network(f"10.0.{i}.0/24"), n, ("ns", "a"))
+        for i, n in enumerate((N1, N2))
+    }
+    a = network_round("a", {N1: "a1"})
+    a.moved = old
+    asyncio.run(syncer(FakeApi(refuse, fail))._write_round([a]))
+    assert {r.node for r in a.released} == released
