@@ -99,7 +99,7 @@ def audit_entries(cluster: KubeCluster, user: str, since: float) -> list[dict[st
         for line in f:
             entry = json.loads(line)
             when = datetime.datetime.fromisoformat(entry["requestReceivedTimestamp"].replace("Z", "+00:00"))
-            if entry["user"]["username"] == user and when.timestamp() >= since:
+            if entry["user"].get("username") == user and when.timestamp() >= since:  # none if unauthenticated
                 found.append(entry)
     return found
 
