@@ -9,6 +9,7 @@ failures counted by resource and status (see controller/metrics.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -35,6 +36,11 @@ T = TypeVar("T")
 # Requests in flight at once. Each waits on the API server most of its time;
 # thousands of Node patches need many at once.
 CONCURRENCY = 32
+# Connections beyond CONCURRENCY for the Lease's own requests, which take no
+# slot: a renewal queued behind a burst of writes came back after the renew
+# deadline, so the holder kept the Lease renewed (no other replica could take
+# it) while refusing every write of its own (controller/lease.py).
+LEASE_CONNECTIONS = 2
 # How long a reading of the login serves (tokens are rotated in hours and the
 # old one stays valid for a while).
 AUTH_SECONDS = 10.0
@@ -142,7 +148,7 @@ class Api:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._loop = loop
-            connector = aiohttp.TCPConnector(limit=CONCURRENCY, ssl=self._tls)
+            connector = aiohttp.TCPConnector(limit=CONCURRENCY + LEASE_CONNECTIONS, ssl=self._tls)
             self._session = aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT)
             self._slots = asyncio.Semaphore(CONCURRENCY)
         assert self._slots is not None
@@ -161,9 +167,10 @@ class Api:
     ) -> Any:
         """The parsed answer; with `answer=False` only True (the answer to a
         Node PATCH is the whole Node, some 12 KB, and parsing it cost a tenth
-        of the operator's CPU in a burst)."""
+        of the operator's CPU in a burst). `fence=False` is the Lease's own
+        requests: never refused, and never queued behind other requests."""
         session, slots = self._connection()
-        async with slots:
+        async with slots if fence else contextlib.nullcontext():
             # Checked once a connection is free, just before the request: a write
             # queued behind others must not go out once the operator stopped or
             # lost the Lease.

@@ -321,7 +321,8 @@ class Syncer:
         # Node must keep it (taken, it would get a new one each round).
         taken += [s for s in self._quarantine if s not in recorded]
         taken = [s for s in taken if s not in pinned] + fit.taken
-        plan = allocator.plan(pool, wanted, held, remembered, taken)
+        # Newcomers in join order: every writer's watch shows the same one (see allocator.plan).
+        plan = allocator.plan(pool, wanted, held, remembered, taken, {n.name: n.created for n in nodes})
 
         by_name = {n.name: n for n in nodes}
         uid_of = {n.name: n.uid for n in nodes}

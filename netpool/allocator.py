@@ -41,6 +41,7 @@ def plan(
     held: Mapping[str, IPNetwork | None],
     remembered: Mapping[str, IPNetwork | None] | None = None,
     taken: Iterable[IPNetwork] = (),
+    joined: Mapping[str, str] | None = None,
 ) -> Plan:
     """Allocate one subnet of `pool` to each node in `wanted`.
 
@@ -48,13 +49,24 @@ def plan(
     - `remembered`: what the Network's status recorded; used to give a node back
       its subnet when its annotation was removed or edited to garbage.
     - `taken`: subnets held by other pools; never handed out here.
+    - `joined`: when each node joined (its creationTimestamp); missing: first.
 
     A node keeps a subnet it holds if that subnet is one of the pool's and is
     not blocked (gateway, reserved, taken). When two nodes hold the same one,
     the node the status remembers with it keeps it, else the earlier name.
     A node without a usable holding gets back its remembered subnet under the
-    same rules, and otherwise the lowest free subnet. Nodes are served in name order; those
-    left over when the pool is full are `waiting`.
+    same rules, and otherwise the lowest free subnet. The others are served in
+    the order they joined, then by name; those left over when the pool is full
+    are `waiting`.
+
+    Join order, not name order, so that two writers that know different
+    Nodes still agree: Nodes join one after another and every watch shows
+    them in that order, so each writer knows the same Nodes up to some point
+    of the sequence. In name order, one newcomer a writer knows and the other
+    does not yet moves every later name to another subnet, and most creates
+    of one writer collide with the other's; in join order the newcomers come
+    last and move nothing before them (creationTimestamp counts seconds:
+    Nodes of the same second go by name, and only those can still move).
     """
     remembered = remembered or {}
     blocked = pool.blocked()
@@ -85,7 +97,8 @@ def plan(
                 used.add(number)
                 allocations[node] = pool.subnet(number)
 
-    needy = [node for node in order if node not in allocations]
+    since = joined or {}
+    needy = sorted((node for node in order if node not in allocations), key=lambda n: (since.get(n, ""), n))
     free = gaps(merge(unavailable + [(n, n) for n in used]), pool.total)
     waiting: list[str] = []
     for node in needy:

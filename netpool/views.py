@@ -21,6 +21,7 @@ class NodeView:
     uid: str = ""  # the owner of its NodeSubnets
     pod_cidrs: tuple[str, ...] = ()  # spec.podCIDRs
     primary: int = 4  # IP family of its first InternalIP: podCIDRs list that family first
+    created: str = ""  # creationTimestamp: newcomers are served in the order they joined
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,7 @@ def node_view(body: Mapping[str, Any]) -> NodeView:
         uid=meta.get("uid") or "",
         pod_cidrs=_pod_cidrs(body.get("spec") or {}),
         primary=_primary(body.get("status") or {}),
+        created=meta.get("creationTimestamp") or "",
     )
 
 

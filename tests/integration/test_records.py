@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ipaddress
 import json
 import logging
@@ -34,11 +35,13 @@ from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     OPERATOR,
     KubeCluster,
+    Network,
     NodeSubnet,
     audit_entries,
     chart_rules,
     get_network,
     make_network,
+    network_exists,
     network_ready_with,
     node_subnets,
     record_subnets,
@@ -92,27 +95,41 @@ class Sampler(threading.Thread):
                 self.seen.append(found)
 
 
-@pytest.fixture
-def two_writers(cluster: KubeCluster, namespace: str, tmp_path: Path) -> Iterator[list[str]]:
-    """Two operators with no peering at all, each as the chart's ServiceAccount."""
+@contextlib.contextmanager
+def writers(
+    cluster: KubeCluster, namespace: str, where: Path, accounts: Sequence[str], env: Mapping[str, str] | None = None
+) -> Iterator[list[Path]]:
+    """Operators with no peering at all, each as the chart's ServiceAccount
+    (made on first use); yields their log files."""
     procs = []
-    accounts = ["writer-a", "writer-b"]
-    for account in accounts:
-        kubeconfig = service_account_kubeconfig(cluster, namespace, account, chart_rules(cluster), tmp_path)
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAME": account, "NETWORK_HTTP_PORT": "0"}
-        log = (tmp_path / f"{account}.log").open("wb")
+    logs = [where / f"{account}.log" for account in accounts]
+    for account, log in zip(accounts, logs, strict=True):
+        sa = where / f"{account}.kubeconfig"
+        kubeconfig = (
+            sa if sa.exists() else service_account_kubeconfig(cluster, namespace, account, chart_rules(cluster), where)
+        )
+        settings = {"KUBECONFIG": str(kubeconfig), "POD_NAME": account, "NETWORK_HTTP_PORT": "0", **(env or {})}
         cmd = [KOPF, "run", "-A", "--standalone", OPERATOR]
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+        with log.open("ab") as out:
+            procs.append(subprocess.Popen(cmd, env={**os.environ, **settings}, stdout=out, stderr=subprocess.STDOUT))
     try:
-        yield accounts
+        yield logs
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=60)
-        for account in accounts:
-            tail = (tmp_path / f"{account}.log").read_text().splitlines()[-15:]
-            print(f"--- {account} (last lines)", *tail, sep="\n")
+        for log in logs:
+            tail = log.read_text().splitlines()[-15:]
+            print(f"--- {log.stem} (last lines)", *tail, sep="\n")
+
+
+@pytest.fixture
+def two_writers(cluster: KubeCluster, namespace: str, tmp_path: Path) -> Iterator[list[str]]:
+    """Two operators with no peering at all, each as the chart's ServiceAccount."""
+    accounts = ["writer-a", "writer-b"]
+    with writers(cluster, namespace, tmp_path, accounts):
+        yield accounts
 
 
 @pytest.mark.slow
@@ -160,6 +177,77 @@ def test_two_writers_never_hand_out_a_subnet_twice(
         entries = audit_entries(cluster, f"system:serviceaccount:{namespace}:{account}", since)
         assert [e for e in entries if e["verb"] == "create" and "/nodesubnets" in e["requestURI"]], account
         assert [e["requestURI"] for e in entries if e.get("responseStatus", {}).get("code") == 403] == []
+
+
+# The issue's bound: every Node of a burst served this long after the last join.
+SERVED_WITHIN = 5.0
+
+
+def lost_races(logs: Sequence[Path]) -> int:
+    """Creates the writers lost to each other so far (their Nodes had to choose again)."""
+    lost = re.compile(r": (\d+) subnets were taken meanwhile; choosing again")
+    return sum(int(m[1]) for log in logs for m in lost.finditer(log.read_text()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lease", [False, True], ids=["no-lease", "shared-lease"])
+def test_two_writers_serve_a_burst_of_joins_within_seconds(
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, tmp_path: Path, lease: bool
+) -> None:
+    """Two replicas without peering (two installs, or a rollout with peering
+    off), with no Lease or sharing one: 1,000 Nodes join a fresh Network in
+    random order, three rounds with fresh replicas each. Every Node is served
+    (its annotation, and the NodeSubnets agree) within SERVED_WITHIN of the
+    last join, and no subnet is ever on two Nodes."""
+    total = 1000
+    accounts = ["writer-a", "writer-b"]
+    env = {"NETWORK_LEASE": "network-operator", "NETWORK_LEASE_NAMESPACE": namespace} if lease else {}
+    sampler = Sampler(cluster)
+    sampler.start()
+    waited: list[float] = []
+    try:
+        for round_ in range(3):
+            name = f"burst-{round_}"
+
+            def served(name: str = name) -> dict[str, str] | None:
+                on_nodes = node_subnets(api, namespace, name)
+                return on_nodes if len(on_nodes) == total and record_subnets(api, namespace, name) == on_nodes else None
+
+            def gone(name: str = name) -> bool:
+                return not network_exists(api, namespace, name)
+
+            def handled(logs: list[Path], name: str = name) -> bool:
+                # Created by the first to see it, resumed by the other if it started watching after.
+                lines = [f"[{namespace}/{name}] {what} is processed" for what in ("Creation", "Resuming")]
+                return all(any(line in log.read_text() for line in lines) for log in logs)
+
+            with writers(cluster, namespace, tmp_path, accounts, env) as logs:
+                before = lost_races(logs)  # the log files of earlier rounds' writers
+                make_network(api, namespace, name, {"cidr": "10.0.0.0/8"})
+                wait_for("both writers to handle the new Network", lambda: handled(logs), timeout=90, interval=0.5)
+                names = [f"b{round_}-{i:04d}" for i in range(total)]
+                random.Random(round_).shuffle(names)
+                first = time.monotonic()
+                make_nodes(cluster, names)
+                last = time.monotonic()
+                subnets = wait_for(f"round {round_}: every Node served", served, timeout=180, interval=0.2)
+                waited.append(time.monotonic() - last)
+                took = f"{total} joins in {last - first:.1f} s"
+                print(f"\nround {round_}: {took}; every Node served {waited[-1]:.1f} s after the last;", end=" ")
+                print(f"{lost_races(logs) - before} creates lost to the other writer")
+                assert len(set(subnets.values())) == total
+                api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
+                wait_for("the round's NodeSubnets gone", lambda: not list(NodeSubnet.objects(api)), timeout=120)
+                Network.objects(api, namespace=namespace).get(name=name).delete()
+                wait_for("the Network gone", gone, timeout=60)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    print(f"\nserved after the last join: {', '.join(f'{w:.1f} s' for w in waited)}; load {os.getloadavg()}")
+    print(f"{sampler.samples} samples, duplicates seen: {sampler.seen[:3]}")
+    assert sampler.samples > 50
+    assert sampler.seen == []
+    assert max(waited) <= SERVED_WITHIN, waited
 
 
 class Spy(Api):

@@ -63,6 +63,32 @@ def test_seed_example_allocates_lowest_free_subnets_in_name_order() -> None:
     assert result.waiting == ()
 
 
+def test_newcomers_are_served_in_join_order_then_by_name() -> None:
+    pool = pool_of("10.0.0.0/16", 24)
+    joined = {"c": "2026-01-01T00:00:01Z", "b": "2026-01-01T00:00:02Z", "a": "2026-01-01T00:00:02Z"}
+    result = plan(pool, ["a", "b", "c", "d"], {}, joined=joined)
+    # d's join time is unknown: first; a and b joined in the same second: by name.
+    assert subnets(result.allocations) == {
+        "d": "10.0.1.0/24",
+        "c": "10.0.2.0/24",
+        "a": "10.0.3.0/24",
+        "b": "10.0.4.0/24",
+    }
+
+
+def test_a_writer_that_knows_a_later_joiner_plans_the_same_for_the_others() -> None:
+    """Two writers: one has seen n1 join, the other not yet. By name n1 comes
+    first and moves n2 and n3, so the two would create different records for
+    them; in join order n1 comes last and moves nothing."""
+    pool = pool_of("10.0.0.0/16", 24)
+    joined = {"n2": "2026-01-01T00:00:01Z", "n3": "2026-01-01T00:00:02Z", "n1": "2026-01-01T00:00:03Z"}
+    by_name = plan(pool, ["n2", "n3"], {}), plan(pool, ["n1", "n2", "n3"], {})
+    assert by_name[0].allocations["n2"] != by_name[1].allocations["n2"]
+    by_joins = plan(pool, ["n2", "n3"], {}, joined=joined), plan(pool, ["n1", "n2", "n3"], {}, joined=joined)
+    assert subnets(by_joins[0].allocations) == {"n2": "10.0.1.0/24", "n3": "10.0.2.0/24"}
+    assert subnets(by_joins[1].allocations) == {"n2": "10.0.1.0/24", "n3": "10.0.2.0/24", "n1": "10.0.3.0/24"}
+
+
 def test_duplicate_wanted_names_count_once() -> None:
     pool = pool_of("10.0.0.0/16", 24)
     result = plan(pool, ["a", "a", "b", "a"], {})
@@ -521,6 +547,27 @@ def test_garbage_annotation_with_a_valid_memory_gets_the_memory_back(
         held_now[node] = data.draw(st.sampled_from(garbage))
     second = plan(pool, wanted, held_now, first.allocations, taken)
     assert second == first
+
+
+@given(pools(), st.data())
+def test_writers_that_know_the_joins_up_to_different_points_agree_on_what_both_know(
+    pool: Pool, data: st.DataObject
+) -> None:
+    """Every watch shows Nodes in the order they joined, so at any moment two
+    writers each know the joins up to some point: whatever both know, and the
+    holdings both know, they plan the same (so their creates agree instead of
+    colliding). Join times here are distinct; Nodes of the same second go by name."""
+    holders = [f"h{i}" for i in range(data.draw(st.integers(0, 4)))]
+    held: dict[str, IPNetwork | None] = dict(plan(pool, holders, {}).allocations)
+    joins = data.draw(st.permutations(NAMES))
+    joined = {node: f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z" for i, node in enumerate(joins)}
+    one, other = sorted(data.draw(st.integers(0, len(joins))) for _ in range(2))
+    behind = plan(pool, holders + joins[:one], held, joined=joined)
+    ahead = plan(pool, holders + joins[:other], held, joined=joined)
+    for node in holders + joins[:one]:
+        assert behind.allocations.get(node) == ahead.allocations.get(node), node
+    assert set(behind.waiting) <= set(ahead.waiting)
+    event("some wait" if ahead.waiting else "none wait")
 
 
 def _neighbour(pool: Pool) -> IPNetwork:

@@ -8,10 +8,15 @@ import copy
 import logging
 from typing import Any
 
+import kubernetes
 import pytest
+from aiohttp import web
 
+from controller import kube
 from controller import lease as lease_module
+from controller.kube import Api
 from controller.lease import Lease
+from controller.metrics import Metrics
 
 PATH = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/op"
 
@@ -140,5 +145,47 @@ def test_a_lease_changed_behind_our_back_is_still_given_back() -> None:
         await me.stop()
         assert api.obj is not None
         assert api.obj["spec"]["holderIdentity"] is None
+
+    asyncio.run(run())
+
+
+def test_the_leases_requests_never_queue_behind_the_writes_it_guards() -> None:
+    """Every request slot is taken by Node PATCHes the API server is slow to
+    answer: a renewal still goes out at once. Queued behind them, it came back
+    after the renew deadline, and the holder refused its own writes while
+    keeping the Lease from every other replica."""
+
+    async def run() -> None:
+        answer = asyncio.Event()
+
+        async def slow(request: web.Request) -> web.Response:
+            await answer.wait()
+            return web.json_response({})
+
+        async def lease(request: web.Request) -> web.Response:
+            return web.json_response({"metadata": {"name": "op", "resourceVersion": "1"}})
+
+        app = web.Application()
+        app.router.add_route("PATCH", "/api/v1/nodes/{name}", slow)
+        app.router.add_route("*", PATH, lease)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        api = Api(kubernetes.client.Configuration(host=f"http://127.0.0.1:{port}"), Metrics())
+        writes = [asyncio.create_task(api.patch_node(f"n{i}", {"k": "v"})) for i in range(2 * kube.CONCURRENCY)]
+        try:
+            await asyncio.sleep(0.2)
+            assert not any(w.done() for w in writes)
+            renewed = await asyncio.wait_for(api.lease_request("PUT", PATH, {"metadata": {}}), 5)
+            assert isinstance(renewed, dict)
+            assert renewed["metadata"]["resourceVersion"] == "1"
+            assert not any(w.done() for w in writes)  # still held up: the renewal did not wait for them
+            answer.set()
+            assert await asyncio.gather(*writes) == [True] * len(writes)
+        finally:
+            await api.close()
+            await runner.cleanup()
 
     asyncio.run(run())

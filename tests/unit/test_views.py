@@ -30,6 +30,10 @@ def test_node_view_of_a_bare_node() -> None:
     assert view.labels == {}
     assert view.subnets == {}
     assert node_view({"metadata": {"name": "n", "uid": "u-1"}}).uid == "u-1"
+    assert node_view({"metadata": {"name": "n"}}).created == ""
+    assert node_view({"metadata": {"name": "n", "creationTimestamp": "2026-01-01T00:00:00Z"}}).created == (
+        "2026-01-01T00:00:00Z"
+    )
 
 
 def test_node_view_reads_pod_cidrs_and_the_primary_family() -> None:
