@@ -76,9 +76,10 @@ class Metrics:
         self.waiting = Gauge(
             "network_operator_pool_waiting", "Matching Nodes without a subnet: the pool is full.", _POOL, registry=None
         )
-        self.ready = Gauge(
-            "network_operator_pool_ready",
-            "1 if the Network is Ready, else 0; reason is the Ready condition's.",
+        self.ready = Gauge("network_operator_pool_ready", "1 if the Network is Ready, else 0.", _POOL, registry=None)
+        self.reason = Gauge(
+            "network_operator_pool_reason",
+            "1, with the reason of the Network's Ready condition as a label (one series per Network).",
             (*_POOL, "reason"),
             registry=None,
         )
@@ -111,6 +112,10 @@ class Metrics:
             ["resource", "code"],
             registry=r,
         )
+        self.allocations = Counter(
+            "network_operator_subnet_allocations", "Subnets handed out (NodeSubnets created).", registry=r
+        )
+        self.releases = Counter("network_operator_subnet_releases", "Subnets freed (NodeSubnets deleted).", registry=r)
         self.nodes = Gauge("network_operator_nodes_cached", "Nodes in the operator's cache.", registry=r)
 
     def pool_gauges(self) -> tuple[Gauge, ...]:
@@ -120,6 +125,7 @@ class Metrics:
             self.free,
             self.waiting,
             self.ready,
+            self.reason,
             self.exhausted,
             self.nearly_full_alert,
         )
@@ -134,13 +140,14 @@ class Metrics:
         reason = str(ready.get("reason") or "")
         if self._reasons.get(key, reason) != reason:
             with contextlib.suppress(KeyError):
-                self.ready.remove(namespace, name, self._reasons[key])
+                self.reason.remove(namespace, name, self._reasons[key])
         self._reasons[key] = reason
         self.capacity.labels(*key).set(float(status.get("capacity") or 0))
         self.allocated.labels(*key).set(status.get("allocated") or 0)
         self.free.labels(*key).set(float(status.get("free") or 0))
         self.waiting.labels(*key).set(status.get("waiting") or 0)
-        self.ready.labels(*key, reason).set(1 if ready.get("status") == "True" else 0)
+        self.ready.labels(*key).set(1 if ready.get("status") == "True" else 0)
+        self.reason.labels(*key, reason).set(1)
         self.exhausted.labels(*key).set(1 if reason == "PoolExhausted" else 0)
         self.nearly_full_alert.labels(*key).set(0 if labels.get(NEARLY_FULL_LABEL) == "false" else 1)
 
@@ -148,7 +155,7 @@ class Metrics:
         reason = self._reasons.pop((namespace, name), None)
         for gauge in self.pool_gauges():
             with contextlib.suppress(KeyError):  # never observed
-                if gauge is self.ready:
+                if gauge is self.reason:
                     gauge.remove(namespace, name, reason)
                 else:
                     gauge.remove(namespace, name)
