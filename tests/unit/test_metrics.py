@@ -66,12 +66,14 @@ def test_the_writer_reports_every_pool_gauge_and_the_ready_reason() -> None:
     assert got["network_operator_pool_free"] == [(pool, 0.0)]
     assert got["network_operator_pool_waiting"] == [(pool, 2.0)]
     assert got["network_operator_pool_exhausted"] == [(pool, 1.0)]
-    assert got["network_operator_pool_ready"] == [({**pool, "reason": "PoolExhausted"}, 0.0)]
+    assert got["network_operator_pool_ready"] == [(pool, 0.0)]
+    assert got["network_operator_pool_reason"] == [({**pool, "reason": "PoolExhausted"}, 1.0)]
     assert got["network_operator_pool_nearly_full_alert"] == [(pool, 1.0)]
     # A new reason replaces the series of the old one.
     metrics.observe("ns", "pool", ALLOCATED, {NEARLY_FULL_LABEL: "false"})
     got = scrape(metrics)
-    assert got["network_operator_pool_ready"] == [({**pool, "reason": "Allocated"}, 1.0)]
+    assert got["network_operator_pool_ready"] == [(pool, 1.0)]
+    assert got["network_operator_pool_reason"] == [({**pool, "reason": "Allocated"}, 1.0)]
     assert got["network_operator_pool_exhausted"] == [(pool, 0.0)]
     assert got["network_operator_pool_nearly_full_alert"] == [(pool, 0.0)]
     metrics.forget("ns", "pool")
