@@ -15,7 +15,7 @@ BENCH_RESYNC ?= 10
 NODE_PACKAGES := containerd runc containernetworking-plugins buildah mmdebstrap iproute2 util-linux openssl
 E2E_ARGS    ?=
 
-.PHONY: help venv controlplane controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench \
+.PHONY: help venv controlplane monitoring-tools controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench \
 	e2e e2e-packages e2e-clean bench-recovery bench-profile
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "make cluster-up    start etcd + kube-apiserver + kube-controller-manager in CLUSTER_DIR"
 	@echo "make cluster-down  stop it and remove CLUSTER_DIR"
 	@echo "make controlplane  build the control plane binaries (once; cached)"
+	@echo "make monitoring-tools  build promtool and fetch prometheus-operator's CRDs (once; cached)"
 	@echo "make bench         every benchmark, one table next to the targets (BENCH_NODES=\"1000 5000\" BENCH_GRID=5000x10 BENCH_RESYNC=10)"
 	@echo "make bench-profile the burst, idle and heartbeats at BENCH_GRID under py-spy, into .cluster/profile"
 	@echo "make bench-recovery  recovery times after an API server restart, a watch gap, an expired continue token, a lost replica"
@@ -39,6 +40,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 controlplane:
 	@controlplane/build.sh >/dev/null
+
+# promtool and the ServiceMonitor and PrometheusRule CRDs, for tests/integration/test_monitoring.py.
+monitoring-tools:
+	@controlplane/monitoring.sh >/dev/null
 
 controlplane-clean:
 	rm -rf "$${CONTROLPLANE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/network-operator/controlplane}"
@@ -64,7 +69,7 @@ fmt: venv
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv controlplane
+integration: venv controlplane monitoring-tools
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 # As root, `make test` also runs the end-to-end tests; otherwise it says

@@ -24,6 +24,7 @@ from controller.kube import Api, load_config
 from controller.lease import Lease
 from controller.login import in_cluster
 from controller.metrics import Metrics
+from controller.writer import Writer
 
 if Config.from_env().webhook_port:
     # Kopf refuses to start with validation handlers and no webhook server:
@@ -96,11 +97,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
         api.lease = Lease(api.lease_request, config.lease_namespace, config.lease, identity, log)
         api.lease.start()
+    # Kopf's peering starts only after the startup handlers: the filter sees its first word.
+    memo.writer = api.metrics.writer = Writer(paused=bool(config.peering), lease=api.lease)
+    memo.writer.attach()
     memo.engine = engine = Engine(api, post_event, log, relist_every=config.relist_seconds)
     # Before any handler runs: nothing is handed out from a partial view.
     await engine.start()
     _list_without_pages(settings, await api.streams_lists(), logger)
-    _stop_writing_first(engine, memo.retries, logger)
+    _stop_writing_first(engine, memo.retries, memo.writer, logger)
     if config.http_port:
         checks = [ready.api_answers(api)]
         if config.webhook_port:
@@ -145,7 +149,7 @@ def _list_without_pages(settings: kopf.OperatorSettings, streams: bool, logger: 
     logger.info("watches start %s", "from streamed initial events" if streams else "from one unpaged LIST each")
 
 
-def _stop_writing_first(engine: Engine, retries: backoff.Retries, logger: kopf.Logger) -> None:
+def _stop_writing_first(engine: Engine, retries: backoff.Retries, writer: Writer, logger: kopf.Logger) -> None:
     """On SIGTERM or SIGINT, stop the engine's writes before Kopf's own shutdown.
 
     Kopf's shutdown removes this replica from the peering at once, while its
@@ -168,6 +172,7 @@ def _stop_writing_first(engine: Engine, retries: backoff.Retries, logger: kopf.L
             logger.info("%s: writes stopped; stopping", sig.name)
             engine.close()
             retries.stop()
+            writer.stopped = True
             if engine.api.lease is not None:
                 stopping.add(loop.create_task(engine.api.lease.stop(), name="give the Lease back"))
             then._run()
@@ -212,6 +217,10 @@ def nodes_cached(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    writer: Writer | None = memo.get("writer")
+    if writer is not None:
+        writer.stopped = True
+        writer.detach()
     retries: backoff.Retries | None = memo.get("retries")
     if retries is not None:
         retries.stop()

@@ -367,6 +367,8 @@ class Api:
     async def create_nodesubnet(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """Create a NodeSubnet; None if one of that name (that subnet) exists."""
         done = await self._call("nodesubnets", True, "POST", SUBNETS, expected=409, body=dict(body))
+        if done is not None:
+            self.metrics.allocations.inc()
         return cast(dict[str, Any] | None, done)
 
     async def get_nodesubnet(self, name: str) -> dict[str, Any] | None:
@@ -377,7 +379,8 @@ class Api:
         gone or already replaced is fine."""
         options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
         try:
-            await self._call("nodesubnets", True, "DELETE", f"{SUBNETS}/{name}", body=options)
+            if await self._call("nodesubnets", True, "DELETE", f"{SUBNETS}/{name}", body=options) is not None:
+                self.metrics.releases.inc()
         except ApiException as e:
             if e.status != 409:  # a newer object of the same name: not ours to delete
                 raise

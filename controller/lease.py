@@ -59,6 +59,7 @@ class Lease:
         self._renewed: float | None = None  # monotonic time of the last renewal sent, while held
         self._object: dict[str, Any] | None = None  # the Lease as we last wrote it
         self._seen: tuple[str, float] | None = None  # another holder's resourceVersion, and since when
+        self._holder = ""  # the holder last read, while not ours
         self._inflight = 0
         self._idle = asyncio.Event()  # set when no write is in flight
         self._last_write = 0.0
@@ -82,8 +83,17 @@ class Lease:
     def _observe(self, lease: dict[str, Any], at: float) -> None:
         """Time another holder's renewals: its Lease expires DURATION after the last change we saw."""
         version = lease["metadata"]["resourceVersion"]
+        self._holder = (lease.get("spec") or {}).get("holderIdentity") or ""
         if self._seen is None or self._seen[0] != version:
             self._seen = (version, at)
+
+    def held_elsewhere(self) -> bool:
+        """Whether another replica holds the Lease: it was renewed within its
+        duration, as last read. Such a replica writes; this one does not."""
+        seen = self._seen
+        if self._renewed is not None or seen is None or self._holder in ("", self.identity):
+            return False
+        return time.monotonic() - seen[1] < DURATION
 
     def valid(self) -> bool:
         """Whether writes may go out now (thread-safe: reads two floats)."""

@@ -164,6 +164,8 @@ class Syncer:
         settled = self._settled.pop(key, None)
         if settled is not None and settled[0] == inputs and st.same(settled[1], self._written.get(key, view.status)):
             self._settled[key] = settled
+            # Its gauges again: they were cleared if this replica stood by meanwhile, and labels may have changed.
+            self.metrics.observe(view.namespace, view.name, settled[1], view.labels)
             return None
         nodes = list(self.feed.nodes)
         carried = self.feed.carried(nodes)
@@ -207,7 +209,7 @@ class Syncer:
         status = r.finish()
         view = r.view
         self._settled[r.key] = (r.inputs, status)
-        self.metrics.observe(view.namespace, view.name, status)
+        self.metrics.observe(view.namespace, view.name, status, view.labels)
         if st.same(status, r.previous):
             return
         await self.api.patch_network_status(view.namespace, view.name, status)

@@ -34,6 +34,7 @@ class NetworkView:
     deleting: bool
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)  # for the metrics (an alert opt-out)
 
     @property
     def ref(self) -> str:
@@ -85,6 +86,7 @@ def network_view(body: Mapping[str, Any]) -> NetworkView:
         deleting=bool(meta.get("deletionTimestamp")),
         spec=_plain(body.get("spec") or {}),
         status=_plain(body.get("status") or {}),
+        labels=dict(meta.get("labels") or {}),
     )
 
 

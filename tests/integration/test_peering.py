@@ -10,13 +10,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pykube
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from controlplane.cluster import free_port
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     OPERATOR,
@@ -59,8 +62,14 @@ def write_times(cluster: KubeCluster, namespace: str, account: str, since: float
 
 
 @pytest.fixture
+def http_ports() -> dict[str, int]:
+    """Where each replica serves /metrics."""
+    return {"replica-a": free_port(), "replica-b": free_port()}
+
+
+@pytest.fixture
 def replicas(
-    cluster: KubeCluster, namespace: str, peering: str, tmp_path: Path
+    cluster: KubeCluster, namespace: str, peering: str, tmp_path: Path, http_ports: dict[str, int]
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """Two operator processes, each as its own ServiceAccount; `first` starts first, so it outranks `second`."""
     names = ["replica-a", "replica-b"]
@@ -75,7 +84,7 @@ def replicas(
             "NETWORK_LEASE": "network-operator",
             "NETWORK_LEASE_NAMESPACE": namespace,
             "POD_NAME": account,
-            "NETWORK_HTTP_PORT": "0",
+            "NETWORK_HTTP_PORT": str(http_ports[account]),
             # Only the hand-over can serve new Nodes in these tests.
             "NETWORK_RESYNC_SECONDS": "600",
         }
@@ -175,3 +184,72 @@ def test_the_active_replica_killed_or_stopped_in_the_middle_of_a_burst(
     assert by_standby
     assert by_active[-1] < by_standby[0], "both replicas wrote at once"
     print(f"\nfailover after {sig.name}: the standby's first write {by_standby[0] - killed:.1f}s later")
+
+
+def pool_series(port: int, namespace: str) -> dict[str, float] | None:
+    """A replica's active_writer and its per-Network series of `namespace`; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "network_operator_active_writer":
+                found[s.name] = s.value
+            elif s.name.startswith("network_operator_pool_") and s.labels.get("namespace") == namespace:
+                found[f"{s.name}/{s.labels['network']}"] = s.value
+    return found
+
+
+def test_only_the_active_replica_reports_pools_so_a_sum_counts_each_once(
+    api: pykube.HTTPClient,
+    namespace: str,
+    make_node: NodeFactory,
+    replicas: dict[str, subprocess.Popen[bytes]],
+    http_ports: dict[str, int],
+) -> None:
+    first, second = http_ports["replica-a"], http_ports["replica-b"]
+    wait_for("both replicas serve", lambda: all(pool_series(p, namespace) is not None for p in (first, second)), 120)
+    time.sleep(3)  # both see each other in the peering before there is work
+    make_node("n0")
+    make_node("n1")
+    make_network(api, namespace, "ha", {"cidr": "10.161.0.0/16"})
+    wait_for("ready", network_ready_with(api, namespace, "ha", "True", "Allocated"), timeout=30)
+
+    def summed(name: str) -> float:
+        return sum((pool_series(port, namespace) or {}).get(name, 0.0) for port in (first, second))
+
+    wait_for("the active replica's gauges", lambda: summed("network_operator_pool_allocated/ha") == 2)
+    active, standby = pool_series(first, namespace), pool_series(second, namespace)
+    assert active is not None
+    assert active["network_operator_active_writer"] == 1
+    assert active["network_operator_pool_capacity/ha"] == 255
+    assert standby == {"network_operator_active_writer": 0}
+
+    # Another holder takes the Lease: the replica that lost it stops reporting.
+    lease = pykube.object_factory(api, "coordination.k8s.io/v1", "Lease")
+    held = lease.objects(api, namespace=namespace).get(name="network-operator")
+    for _ in range(3):
+        held.reload()
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        held.obj["spec"].update({"holderIdentity": "intruder", "leaseDurationSeconds": 10, "renewTime": now})
+        held.update()
+        time.sleep(1)
+    assert pool_series(first, namespace) == {"network_operator_active_writer": 0}
+    assert pool_series(second, namespace) == {"network_operator_active_writer": 0}
+    # Once the intruder's Lease has run out, the replica writes and reports again.
+    make_node("n2")
+    wait_for("n2 served", lambda: summed("network_operator_pool_allocated/ha") == 3, timeout=40)
+    assert pool_series(first, namespace)["network_operator_active_writer"] == 1  # type: ignore[index]
+
+    # The active replica stops: the other takes over, and reports the pool alone.
+    replicas["first"].send_signal(signal.SIGTERM)
+    assert replicas["first"].wait(timeout=60) == 0
+    make_node("n3")
+    wait_for("the new active replica's gauges", lambda: summed("network_operator_pool_allocated/ha") == 4, timeout=60)
+    took_over = pool_series(second, namespace)
+    assert took_over is not None
+    assert took_over["network_operator_active_writer"] == 1
+    assert took_over["network_operator_pool_free/ha"] == 251
