@@ -17,7 +17,7 @@ from typing import Any, cast
 import kopf
 
 import handlers  # registers the Node, NodeSubnet and Network handlers
-from controller import backoff, ready, web
+from controller import backoff, kopflog, ready, web
 from controller.config import Config
 from controller.engine import Engine
 from controller.kube import Api, load_config
@@ -60,7 +60,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     # so a watch could reconnect that long after the API server is back),
     # and never give up while the operator runs: see backoff.Retries.
     settings.networking.error_backoffs = memo.retries = retries = backoff.Retries()
-    logging.getLogger("kopf").addHandler(_StopRetrying(retries))
+    # Stopping, Kopf waits for its peering keep-alive's last write; should it
+    # fail for good (a 403, an API server that is gone), retries without end
+    # would hold the exit. A signal stops them (_stop_writing_first); in a
+    # thread (KopfRunner, an embedding program) only Kopf's log tells.
+    memo.stopping = kopflog.on_stopping(retries.stop)
+    memo.stopping.attach()
     # The CRDs are installed before the operator starts (the chart creates
     # them ahead of its Deployment, or they are applied from crds/), so
     # there is no need to watch CRDs, nor the permission to.
@@ -110,26 +115,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         if config.webhook_port:
             checks.append(ready.webhook_answers(config.webhook_address, config.webhook_port))
         memo.http = await web.serve(engine, config.http_address, config.http_port, checks)
-
-
-class _StopRetrying(logging.Handler):
-    """Kopf's requests stop retrying once Kopf says it is stopping.
-
-    Stopping, Kopf waits for its peering keep-alive to write its last
-    record; should that write fail for good (a 403, an API server that is
-    gone), retries without end would hold the exit for ever. A signal also
-    stops them at once (_stop_writing_first), but an operator run in a
-    thread (kopf.testing.KopfRunner, an embedding program) gets none: there
-    the stop flag is seen only in Kopf's log line that it is stopping."""
-
-    def __init__(self, retries: backoff.Retries) -> None:
-        super().__init__(logging.INFO)
-        self.retries = retries
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().endswith("Operator is stopping."):
-            self.retries.stop()
-            logging.getLogger("kopf").removeHandler(self)
 
 
 def _list_without_pages(settings: kopf.OperatorSettings, streams: bool, logger: kopf.Logger) -> None:
@@ -224,6 +209,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     retries: backoff.Retries | None = memo.get("retries")
     if retries is not None:
         retries.stop()
+        memo.stopping.detach()
     engine: Engine | None = memo.get("engine")
     if engine is not None:
         engine.close()
