@@ -24,6 +24,7 @@ from controller.kube import Api, load_config
 from controller.lease import Lease
 from controller.login import in_cluster
 from controller.metrics import Metrics
+from netpool import names
 
 if Config.from_env().webhook_port:
     # Kopf refuses to start with validation handlers and no webhook server:
@@ -49,9 +50,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     config = Config.from_env()
     # Kopf's state lives in annotations on Networks only; status.kopf would be
     # pruned by the structural schema.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="samplecrd.k8s.io")
-    settings.persistence.diffbase_storage = NetworkDiffBase(prefix="samplecrd.k8s.io")
-    settings.persistence.finalizer = "samplecrd.k8s.io/network-operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.KOPF_PREFIX)
+    settings.persistence.diffbase_storage = NetworkDiffBase(prefix=names.KOPF_PREFIX)
+    settings.persistence.finalizer = names.FINALIZER
     # Node events are frequent and cheap; don't let them wait on batching.
     settings.queueing.idle_timeout = 0.5
     # Kopf's initial listings in pages, one held at a time: 50,000 NodeSubnets
@@ -92,13 +93,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
-    memo.api = api = Api(load_config(), Metrics())
+    metrics = Metrics()
+    memo.api = api = Api(load_config(), metrics)
     log = logging.getLogger("network-operator")
     if config.lease:
         identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
         api.lease = Lease(api.lease_request, config.lease_namespace, config.lease, identity, log)
         api.lease.start()
-    memo.engine = engine = Engine(api, post_event, log, relist_every=config.relist_seconds)
+    memo.engine = engine = Engine(api, metrics, post_event, log, relist_every=config.relist_seconds)
     # Before any handler runs: nothing is handed out from a partial view.
     await engine.start()
     _stop_writing_first(engine, logger)

@@ -24,9 +24,9 @@ from kubernetes.client.exceptions import ApiException
 from controller import login
 from controller.lease import Lease
 from controller.metrics import Metrics
+from netpool.names import API_VERSION, NETWORKS, NODESUBNETS
 
-GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
-SUBNETS = f"/apis/{GROUP}/{VERSION}/nodesubnets"
+SUBNETS = f"/apis/{API_VERSION}/{NODESUBNETS}"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _MERGE = "application/merge-patch+json"
 _PAGE = 500
@@ -240,12 +240,12 @@ class Api:
         return cast(dict[str, Any] | None, await self._call("nodes", False, "GET", f"/api/v1/nodes/{node}"))
 
     async def patch_network_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        path = f"/apis/{API_VERSION}/namespaces/{namespace}/{NETWORKS}/{name}/status"
         body = {"status": dict(status)}
         await self._call("networks/status", True, "PATCH", path, body=body, content_type=_MERGE, answer=False)
 
     async def get_network(self, namespace: str, name: str) -> dict[str, Any] | None:
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        path = f"/apis/{API_VERSION}/namespaces/{namespace}/{NETWORKS}/{name}"
         return cast(dict[str, Any] | None, await self._call("networks", False, "GET", path))
 
     async def list_node_metadata(self, view: Callable[[dict[str, Any]], T]) -> list[T]:
