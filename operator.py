@@ -98,7 +98,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     log = logging.getLogger("network-operator")
     if config.lease:
         identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
-        api.lease = Lease(api.lease_request, config.lease_namespace, config.lease, identity, log)
+        api.lease = Lease(api.transport.lease_request, config.lease_namespace, config.lease, identity, log)
         api.lease.start()
     memo.engine = engine = Engine(api, metrics, post_event, log, relist_every=config.relist_seconds)
     # Before any handler runs: nothing is handed out from a partial view.
