@@ -41,7 +41,7 @@ from netpool.views import NetworkView, network_view
 
 # How long the subnet of a second writer's duplicate record stays unused after
 # its deletion: longer than that writer's PATCH of the Node can be on the way
-# (controller/kube.py: 10 s to connect, 60 s to read the answer).
+# (controller/transport.py: 10 s to connect, 60 s to read the answer).
 QUARANTINE_SECONDS = 75.0
 
 
