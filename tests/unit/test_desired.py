@@ -29,6 +29,7 @@ OLD, NEW = "2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z"
 NOW = "2024-03-01T00:00:00Z"
 # 10.0.0.0/24 holds the gateway: the first subnet handed out is 10.0.1.0/24.
 SPEC: dict[str, Any] = {"cidr": "10.0.0.0/16", "nodeSelector": {"matchLabels": {"pool": "gpu"}}}
+PODS = {**SPEC, "podCIDRs": True}  # and write podCIDRs
 
 
 def node(name: str, pool: str = "gpu", carries: str | None = None, pod_cidrs: Sequence[str] = ()) -> NodeView:
@@ -61,14 +62,30 @@ class Case:
     writer: Key | None = None  # the Network writing podCIDRs of the family
     cidrs: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # podCIDRs written
     pod_reason: str | None = None
+    gets: dict[str, str] = dataclasses.field(default_factory=dict)  # created and written: Node -> subnet
+
+    def __post_init__(self) -> None:
+        self.new = {**self.gets, **self.new}
+        self.writes = {**self.gets, **self.writes}
+
+
+def pods(
+    rule: str,
+    nodes: list[NodeView],
+    gets: dict[str, str],
+    writer: Key = KEY,
+    cidrs: dict[str, tuple[str, ...]] | None = None,
+    reason: str = st.WRITTEN,
+) -> Case:
+    """A row of a Network that asks to write podCIDRs: `reason` is its PodCIDRs condition's."""
+    return Case(rule, nodes, gets=gets, spec=PODS, writer=writer, cidrs=cidrs or {}, pod_reason=reason)
 
 
 CASES = [
     Case(
         "each matching Node gets one subnet, the lowest free first, in name order",
         [node("b"), node("a")],
-        new={"a": "10.0.1.0/24", "b": "10.0.2.0/24"},
-        writes={"a": "10.0.1.0/24", "b": "10.0.2.0/24"},
+        gets={"a": "10.0.1.0/24", "b": "10.0.2.0/24"},
     ),
     Case(
         "a Node the selector does not match gets nothing",
@@ -101,8 +118,7 @@ CASES = [
         "... and replaced if another Node's record holds it",
         [node("a", carries="10.0.7.0/24"), node("b", carries="10.0.7.0/24")],
         [record("b", "10.0.7.0/24")],
-        new={"a": "10.0.1.0/24"},
-        writes={"a": "10.0.1.0/24"},
+        gets={"a": "10.0.1.0/24"},
     ),
     Case(
         "a Node that stops matching loses its annotation, then its NodeSubnet",
@@ -128,14 +144,12 @@ CASES = [
         "no subnet twice across Networks: another pool's record is never handed out",
         [node("a")],
         [record("x", "10.0.1.0/24", network=OTHER)],
-        new={"a": "10.0.2.0/24"},
-        writes={"a": "10.0.2.0/24"},
+        gets={"a": "10.0.2.0/24"},
     ),
     Case(
         "Nodes without room wait, and the Network is PoolExhausted",
         [node("a"), node("b")],
-        new={"a": "10.0.1.0/24"},
-        writes={"a": "10.0.1.0/24"},
+        gets={"a": "10.0.1.0/24"},
         reason=st.POOL_EXHAUSTED,
         spec={**SPEC, "cidr": "10.0.0.0/23"},
     ),
@@ -159,8 +173,7 @@ CASES = [
         "a released duplicate's subnet rests: the next Node does not get it",
         [node("a"), node("b", carries="10.0.1.0/24")],
         [record("b", "10.0.1.0/24")],
-        new={"a": "10.0.3.0/24"},
-        writes={"a": "10.0.3.0/24"},
+        gets={"a": "10.0.3.0/24"},
         resting={"10.0.2.0/24"},
     ),
     Case(
@@ -177,43 +190,30 @@ CASES = [
         [record("a", "10.0.1.0/24", node_uid="uid-of-the-old-a")],
         released={"10.0.1.0/24"},
     ),
-    Case(
+    pods(
         "podCIDRs: a served Node without them gets its subnet as its podCIDR",
         [node("a")],
-        new={"a": "10.0.1.0/24"},
-        writes={"a": "10.0.1.0/24"},
-        spec={**SPEC, "podCIDRs": True},
-        writer=KEY,
+        {"a": "10.0.1.0/24"},
         cidrs={"a": ("10.0.1.0/24",)},
-        pod_reason=st.WRITTEN,
     ),
-    Case(
+    pods(
         "podCIDRs: a podCIDR inside the pool is its Node's allocation",
         [node("a", pod_cidrs=["10.0.9.0/24"])],
-        new={"a": "10.0.9.0/24"},
-        writes={"a": "10.0.9.0/24"},
-        spec={**SPEC, "podCIDRs": True},
-        writer=KEY,
-        pod_reason=st.WRITTEN,
+        {"a": "10.0.9.0/24"},
     ),
-    Case(
+    pods(
         "podCIDRs: a Node whose podCIDR lies outside the pool gets no subnet of it",
         [node("a", pod_cidrs=["10.9.0.0/24"]), node("b")],
-        new={"b": "10.0.1.0/24"},
-        writes={"b": "10.0.1.0/24"},
-        spec={**SPEC, "podCIDRs": True},
-        writer=KEY,
+        {"b": "10.0.1.0/24"},
         cidrs={"b": ("10.0.1.0/24",)},
-        pod_reason=st.CONFLICTS,
+        reason=st.CONFLICTS,
     ),
-    Case(
+    pods(
         "podCIDRs: while an older Network writes them, this one writes none",
         [node("a")],
-        new={"a": "10.0.1.0/24"},
-        writes={"a": "10.0.1.0/24"},
-        spec={**SPEC, "podCIDRs": True},
+        {"a": "10.0.1.0/24"},
         writer=OTHER,
-        pod_reason=st.OLDER_NETWORK,
+        reason=st.OLDER_NETWORK,
     ),
 ]
 
