@@ -48,6 +48,30 @@ class NetworkDiffBase(kopf.AnnotationsDiffBaseStorage):
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     config = Config.from_env()
+    _kopf_settings(settings, config, logger)
+
+    def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+
+    metrics = Metrics()
+    memo.api = api = Api(load_config(), metrics)
+    log = logging.getLogger("network-operator")
+    if config.lease:
+        identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
+        api.lease = Lease(api.transport.lease_request, config.lease_namespace, config.lease, identity, log)
+        api.lease.start()
+    memo.engine = engine = Engine(api, metrics, post_event, log, relist_every=config.relist_seconds)
+    # Before any handler runs: nothing is handed out from a partial view.
+    await engine.start()
+    _stop_writing_first(engine, logger)
+    if config.http_port:
+        checks = [ready.api_answers(api)]
+        if config.webhook_port:
+            checks.append(ready.webhook_answers(config.webhook_address, config.webhook_port))
+        memo.http = await web.serve(engine, config.http_address, config.http_port, checks)
+
+
+def _kopf_settings(settings: kopf.OperatorSettings, config: Config, logger: kopf.Logger) -> None:
     # Kopf's state lives in annotations on Networks only; status.kopf would be
     # pruned by the structural schema.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.KOPF_PREFIX)
@@ -89,26 +113,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         )
         if config.webhook_managed:
             settings.admission.managed = config.webhook_managed
-
-    def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
-
-    metrics = Metrics()
-    memo.api = api = Api(load_config(), metrics)
-    log = logging.getLogger("network-operator")
-    if config.lease:
-        identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
-        api.lease = Lease(api.transport.lease_request, config.lease_namespace, config.lease, identity, log)
-        api.lease.start()
-    memo.engine = engine = Engine(api, metrics, post_event, log, relist_every=config.relist_seconds)
-    # Before any handler runs: nothing is handed out from a partial view.
-    await engine.start()
-    _stop_writing_first(engine, logger)
-    if config.http_port:
-        checks = [ready.api_answers(api)]
-        if config.webhook_port:
-            checks.append(ready.webhook_answers(config.webhook_address, config.webhook_port))
-        memo.http = await web.serve(engine, config.http_address, config.http_port, checks)
 
 
 def _stop_writing_first(engine: Engine, logger: kopf.Logger) -> None:
