@@ -48,7 +48,8 @@ class World:
     gone: Collection[str] = ()  # Nodes known to be gone from the API
     resting: Collection[IPNetwork] = ()  # subnets of a second writer's duplicates, deleted a moment ago
     writers: Mapping[int, tuple[Key, Selector]] = dataclasses.field(default_factory=dict)  # podCIDRs, per family
-    pod_cidrs: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)  # Node -> its podCIDRs
+    # Node -> its podCIDRs: read only when this Network writes them (`writes_pod_cidrs`)
+    pod_cidrs: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def ann_key(self) -> str:
