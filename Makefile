@@ -28,7 +28,7 @@ help:
 	@echo "make controlplane  build the control plane binaries (once; cached)"
 	@echo "make bench         every benchmark, one table next to the targets (BENCH_NODES=\"1000 5000\" BENCH_GRID=5000x10 BENCH_RESYNC=10)"
 	@echo "make bench-profile the burst, idle and heartbeats at BENCH_GRID under py-spy, into .cluster/profile"
-	@echo "make bench-recovery  recovery times after an API server restart, a watch gap, a lost replica"
+	@echo "make bench-recovery  recovery times after an API server restart, a watch gap, an expired continue token, a lost replica"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt

@@ -48,13 +48,13 @@ class NetworkDiffBase(kopf.AnnotationsDiffBaseStorage):
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     config = Config.from_env()
-    _kopf_settings(settings, config, logger)
+    memo.retries = retries = _kopf_settings(settings, config, logger)
 
     def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
     metrics = Metrics()
-    memo.api = api = Api(load_config(), metrics)
+    memo.api = api = Api(load_config(), metrics, page=config.list_page)
     log = logging.getLogger("network-operator")
     if config.lease:
         identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
@@ -63,7 +63,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.engine = engine = Engine(api, metrics, post_event, log, relist_every=config.relist_seconds)
     # Before any handler runs: nothing is handed out from a partial view.
     await engine.start()
-    _stop_writing_first(engine, logger)
+    _list_without_pages(settings, await api.streams_lists(), logger)
+    _stop_writing_first(engine, retries, logger)
     if config.http_port:
         checks = [ready.api_answers(api)]
         if config.webhook_port:
@@ -71,7 +72,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         memo.http = await web.serve(engine, config.http_address, config.http_port, checks)
 
 
-def _kopf_settings(settings: kopf.OperatorSettings, config: Config, logger: kopf.Logger) -> None:
+def _kopf_settings(settings: kopf.OperatorSettings, config: Config, logger: kopf.Logger) -> backoff.Retries:
+    """Kopf's settings; returns the retries of Kopf's own requests, to stop when the operator stops."""
     # Kopf's state lives in annotations on Networks only; status.kopf would be
     # pruned by the structural schema.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.KOPF_PREFIX)
@@ -79,15 +81,11 @@ def _kopf_settings(settings: kopf.OperatorSettings, config: Config, logger: kopf
     settings.persistence.finalizer = names.FINALIZER
     # Node events are frequent and cheap; don't let them wait on batching.
     settings.queueing.idle_timeout = 0.5
-    # Kopf's initial listings in pages, one held at a time: 50,000 NodeSubnets
-    # or 5,000 kubelet Nodes in one response would be a peak of hundreds of MB.
-    settings.watching.chunk_size = 500
     # Kopf's own requests (its watches among them) retry on the operator's
-    # short capped backoff: its default waits up to 21 s between attempts, so
-    # a watch could reconnect that long after the API server is back. About
-    # 35 s in all, then the caller retries (a watch reconnects, a handler is
-    # retried); longer would hold up a stopping operator's last keep-alive.
-    settings.networking.error_backoffs = backoff.schedule(30)
+    # short capped backoff (its default waits up to 21 s between attempts,
+    # so a watch could reconnect that long after the API server is back),
+    # and never give up while the operator runs: see backoff.Retries.
+    settings.networking.error_backoffs = retries = backoff.Retries()
     # The CRD is installed before the operator starts (the chart's crds/), so
     # there is no need to watch CRDs, nor the permission to.
     settings.scanning.disabled = True
@@ -113,9 +111,27 @@ def _kopf_settings(settings: kopf.OperatorSettings, config: Config, logger: kopf
         )
         if config.webhook_managed:
             settings.admission.managed = config.webhook_managed
+    return retries
 
 
-def _stop_writing_first(engine: Engine, logger: kopf.Logger) -> None:
+def _list_without_pages(settings: kopf.OperatorSettings, streams: bool, logger: kopf.Logger) -> None:
+    """How Kopf's watches start: never with a paged LIST.
+
+    Kopf lists a watched resource before it watches it, and its listing
+    does not survive a page's `continue` token expiring (410 Expired, once
+    a list outlives a compaction of etcd): the watcher fails and takes the
+    operator with it. A server that streams a watch's initial state
+    (Kubernetes' watch-list) needs no LIST at all, and sends the objects one
+    event at a time, so no page of thousands of Nodes is ever held either.
+    Any other server is listed in one unpaged request, which has no token
+    to expire, at the cost of holding the whole list once while it is read.
+    """
+    settings.watching.initial_streaming = streams
+    settings.watching.chunk_size = None
+    logger.info("watches start %s", "from streamed initial events" if streams else "from one unpaged LIST each")
+
+
+def _stop_writing_first(engine: Engine, retries: backoff.Retries, logger: kopf.Logger) -> None:
     """On SIGTERM or SIGINT, stop the engine's writes before Kopf's own shutdown.
 
     Kopf's shutdown removes this replica from the peering at once, while its
@@ -137,6 +153,7 @@ def _stop_writing_first(engine: Engine, logger: kopf.Logger) -> None:
         def stop(sig: signal.Signals = sig, then: asyncio.Handle = kopf_handler) -> None:
             logger.info("%s: writes stopped; stopping", sig.name)
             engine.close()
+            retries.stop()
             if engine.api.lease is not None:
                 stopping.add(loop.create_task(engine.api.lease.stop(), name="give the Lease back"))
             then._run()
@@ -181,6 +198,9 @@ def nodes_cached(memo: kopf.Memo, **_: Any) -> int:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    retries: backoff.Retries | None = memo.get("retries")
+    if retries is not None:
+        retries.stop()
     engine: Engine | None = memo.get("engine")
     if engine is not None:
         engine.close()

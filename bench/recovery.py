@@ -10,6 +10,11 @@ fast paths count:
   - watch gap: Nodes deleted in etcd while the API server is down, etcd
     compacted (the watch resumes into 410 Gone); seconds from the API server
     answering until they are released;
+  - expired continue token: the operator paused (SIGSTOP) between two pages
+    of its LIST of Nodes (a proxy holds the second page to stop it there),
+    Nodes leave and join, etcd is compacted, the API server restarts; the
+    operator resumed, its next page gets 410 Expired; seconds from the
+    resume until every Node is served and every deleted Node released;
   - failover: two replicas in a Kopf peering, a 1,000-Node burst, the active
     replica killed (SIGKILL) or stopped (SIGTERM) once 100 Nodes are served;
     seconds until the standby's first write (from the API server's audit
@@ -40,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from controller.config import Config  # noqa: E402
 from controlplane.cluster import Cluster, build  # noqa: E402
+from tests.integration.faults import Fault, FaultProxy  # noqa: E402
 from tests.integration.support import (  # noqa: E402
     CHART,
     KubeCluster,
@@ -159,6 +165,42 @@ def watch_gap(local: Cluster, api: pykube.HTTPClient, work: Path) -> tuple[float
     return took, ready
 
 
+def expired_token(tc: KubeCluster, local: Cluster, api: pykube.HTTPClient, work: Path) -> float:
+    nodes = [f"token-{i:02d}" for i in range(30)]
+    create_nodes(local.kubeconfig, nodes, "token")
+    spec = {"cidr": "10.3.0.0/16", "nodeSelector": {"matchLabels": {"bench": "token"}}}
+    make_network(api, NAMESPACE, "token", spec)
+    with FaultProxy(tc, work) as proxy:
+        with operator(work, "token-first", proxy.kubeconfig):
+            wait_for("served", converged(api, "token", set(nodes)), timeout=60)
+        held = threading.Event()
+        page = proxy.add(Fault(lambda seen: seen.path == "/api/v1/nodes" and "continue" in seen.query, hold=held))
+        local.kill("kube-controller-manager")  # its garbage collector would release them too
+        try:
+            with operator(work, "token", proxy.kubeconfig, NETWORK_LIST_PAGE="5") as proc:
+                wait_for("the operator's LIST held after its first page", lambda: page.hits, timeout=60)
+                proc.send_signal(signal.SIGSTOP)
+                joined = [f"token-{i:02d}" for i in range(30, 35)]
+                for gone in nodes[:5]:
+                    pykube.Node(api, {"metadata": {"name": gone}}).delete()
+                create_nodes(local.kubeconfig, joined, "token")
+                local.compact()
+                local.kill("kube-apiserver")
+                local.start_apiserver()
+                started = time.monotonic()
+                proc.send_signal(signal.SIGCONT)
+                held.set()
+                wait_for("converged", converged(api, "token", set(nodes[5:] + joined)), timeout=120, interval=0.1)
+                took = time.monotonic() - started
+                alive = proc.poll() is None
+        finally:
+            local.start_controller_manager()
+    log = (work / "token.log").read_text()
+    assert "410 Expired" in log, "the LIST's next page did not expire"
+    assert alive, "the operator exited"
+    return took
+
+
 def failover(tc: KubeCluster, api: pykube.HTTPClient, work: Path, sig: signal.Signals) -> tuple[float, float, bool]:
     """(seconds to the standby's first write, seconds for the stopped replica to exit, whether both wrote at once)."""
     tag = sig.name.lower()
@@ -225,6 +267,7 @@ def main(argv: list[str]) -> int:
             api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(local.kubeconfig)))
             restart = api_restart(local, api, work)
             gap = watch_gap(local, api, work)
+            token = expired_token(tc, local, api, work)
             kill, _, kill_overlap = failover(tc, api, work, signal.SIGKILL)
             term, exited, term_overlap = failover(tc, api, work, signal.SIGTERM)
         finally:
@@ -236,6 +279,8 @@ def main(argv: list[str]) -> int:
     print(f"{'recovery':<74} {'seconds':>8}  target")
     for what, (took, ready), target in rows:
         print(f"{what:<74} {took:>8.1f}  {target} (it answered after {ready:.1f})")
+    expired = "expired continue token: from the resume, all served and released"
+    print(f"{expired:<74} {token:>8.1f}  5")
     print(f"{'SIGKILL of the active replica in a 1,000-Node burst: the standby writes':<74} {kill:>8.1f}  15")
     print(f"{'SIGTERM of the active replica in a 1,000-Node burst: the standby writes':<74} {term:>8.1f}  2")
     print(f"{'SIGTERM of the active replica in a 1,000-Node burst: it exits':<74} {exited:>8.1f}  5")

@@ -9,6 +9,8 @@ requests and handler retries (operator.py, handlers/networks.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 START = 1.0  # seconds before the first retry
 CAP = 10.0  # seconds between retries at most
 FACTOR = 2.0
@@ -19,9 +21,30 @@ def delay(failures: int) -> float:
     return min(CAP, START * FACTOR ** max(0, failures - 1))
 
 
-def schedule(total: float = 60.0) -> tuple[float, ...]:
-    """The delays of successive retries, until they add up to `total` seconds."""
-    delays: list[float] = []
-    while sum(delays) < total:
-        delays.append(delay(len(delays) + 1))
-    return tuple(delays)
+class Retries:
+    """The delays between retries of one failing request, for as long as the
+    operator runs: `delay(1)`, `delay(2)`, ..., then CAP for ever; none once
+    `stop()` is called.
+
+    Kopf's API requests retry on this (settings.networking.error_backoffs,
+    which takes any iterable and iterates it afresh per request). With a
+    finite schedule a request that still fails at its end raises, and
+    Kopf's watch of a resource ends the whole operator on a 5xx or 403 that
+    outlasted it (a 429 or a dropped connection it retries anyway): an etcd
+    outage of a minute would become a crash loop. Without an end, a watch
+    waits for the API server as client-go's reflectors do. When stopping,
+    a request that fails is not tried again, so the last peering keep-alive
+    of a stopping operator does not hold up its exit while the API server
+    is away."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __iter__(self) -> Iterator[float]:
+        failures = 0
+        while not self.stopped:
+            failures += 1
+            yield delay(failures)
+
+    def stop(self) -> None:
+        self.stopped = True

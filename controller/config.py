@@ -4,6 +4,7 @@
 |---|---|---|
 | NETWORK_RESYNC_SECONDS | 30 | how often every Network is resynced against the API |
 | NETWORK_RELIST_SECONDS | 300 | how often a resync LISTs every Node and NodeSubnet, to catch what the watch missed |
+| NETWORK_LIST_PAGE | 500 | objects per page of those LISTs |
 | NETWORK_HTTP_ADDRESS | 127.0.0.1 | where /metrics, /nodes and /networks listen |
 | NETWORK_HTTP_PORT | 9090 | their port; 0 turns them off |
 | NETWORK_WEBHOOK_PORT | (unset: off) | serve the validating admission webhook on this port |
@@ -47,6 +48,7 @@ def process_started() -> float:
 class Config:
     resync_seconds: float = 30
     relist_seconds: float = 300
+    list_page: int = 500
     http_address: str = "127.0.0.1"
     http_port: int = 9090
     webhook_port: int | None = None
@@ -74,6 +76,7 @@ class Config:
         return cls(
             resync_seconds=float(env.get("NETWORK_RESYNC_SECONDS", "30")),
             relist_seconds=float(env.get("NETWORK_RELIST_SECONDS", "300")),
+            list_page=int(env.get("NETWORK_LIST_PAGE", "500")),
             http_address=env.get("NETWORK_HTTP_ADDRESS", "127.0.0.1"),
             http_port=int(env.get("NETWORK_HTTP_PORT", "9090")),
             webhook_port=int(webhook_port) if webhook_port else None,

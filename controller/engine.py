@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from controller import backoff
 from controller.feed import Feed
 from controller.index import Index, Networks
 from controller.kube import Api
@@ -41,6 +43,7 @@ class Engine:
     ) -> None:
         self.api = api
         self.metrics = metrics
+        self.logger = logger
         self.networks = Networks()
         self.queue = WorkQueue(self._reconcile, self.networks.keys, metrics, logger)
         self.feed = Feed(api, metrics, logger, self.queue.request, self.networks.affected, relist_every)
@@ -57,8 +60,18 @@ class Engine:
         return self.feed.nodes
 
     async def start(self) -> None:
-        """Before any handler runs: nothing is handed out from a partial view."""
-        await self.feed.sync()
+        """Before any handler runs: nothing is handed out from a partial view.
+        Tried until it succeeds, as an informer waits for its first sync: an
+        API server that is away or overloaded at startup is waited for."""
+        failures = 0
+        while True:
+            try:
+                return await self.feed.sync()
+            except Exception as e:
+                failures += 1
+                wait = backoff.delay(failures)
+                self.logger.warning("initial sync failed (%s: %s); retrying in %gs", type(e).__name__, e, wait)
+                await asyncio.sleep(wait)
 
     async def request(self, key: Key, verify: bool = False) -> None:
         await self.queue.request(key, verify)

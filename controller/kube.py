@@ -9,6 +9,7 @@ holds the Lease (controller/lease.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import time
@@ -19,6 +20,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from controller import login
+from controller.config import Config
 from controller.lease import Lease
 from controller.metrics import Metrics
 from controller.transport import Transport
@@ -27,8 +29,8 @@ from netpool.names import API_VERSION, NETWORKS, NODESUBNETS
 SUBNETS = f"/apis/{API_VERSION}/{NODESUBNETS}"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _MERGE = "application/merge-patch+json"
-_PAGE = 500
 T = TypeVar("T")
+_log = logging.getLogger("network-operator")
 
 
 def load_config() -> kubernetes.client.Configuration:
@@ -59,6 +61,10 @@ def _refresh_token(pod: login.InCluster, every: float = 60) -> Callable[[kuberne
     return refresh
 
 
+class _Expired(Exception):
+    """A list's `continue` token is too old: 410 Expired for its next page."""
+
+
 class Fenced(RuntimeError):
     """A write refused because the operator is stopping."""
 
@@ -70,8 +76,9 @@ class Api:
     flight); the operator needs none of it. A Node PATCH costs about a third
     of the CPU it costs through the official client (bench/client.py)."""
 
-    def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics) -> None:
+    def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics, page: int = Config.list_page) -> None:
         self.transport = Transport(config, metrics)
+        self.page = page  # objects per page of a LIST
         self.fenced = False
         self.lease: Lease | None = None  # with several replicas: held while writing (controller/lease.py)
 
@@ -103,6 +110,10 @@ class Api:
     async def version(self, within: float) -> dict[str, Any]:
         """GET /version, which every authenticated client may read: does the API server answer?"""
         return cast(dict[str, Any], await asyncio.wait_for(self.transport.request("GET", "/version"), within))
+
+    async def streams_lists(self, within: float = 5) -> bool:
+        """Whether the API server streams a watch's initial state in place of a LIST."""
+        return await self.transport.streams_initial_events(f"/apis/{API_VERSION}/{NETWORKS}", within)
 
     async def patch_node(
         self, node: str, annotations: Mapping[str, str | None], pod_cidrs: Sequence[str] = ()
@@ -157,13 +168,47 @@ class Api:
         accept: str = "application/json",
         view: Callable[[dict[str, Any]], Any] = lambda item: item,
     ) -> list[Any]:
+        """Every object, page by page, each reduced by `view`.
+
+        A `continue` token lasts only as long as etcd keeps the revision of
+        the list's first page: a LIST that outlives a compaction (every 5
+        minutes by default; a large cluster, a paused or starved process)
+        gets 410 Expired for its next page. As client-go's pager does, the
+        list starts again from the first page, and if that expires too, it
+        is read in one unpaged request, which has no token to expire."""
+        for limit, then in ((self.page, "from the first page"), (self.page, "in one unpaged request")):
+            try:
+                return await self._pages(resource, path, selector, accept, view, limit)
+            except _Expired:
+                _log.warning(
+                    "listing %s: the API server no longer keeps the list's next page (410 Expired: the list "
+                    "outlived a compaction of etcd); listing again %s",
+                    resource,
+                    then,
+                )
+        return await self._pages(resource, path, selector, accept, view, None)
+
+    async def _pages(
+        self,
+        resource: str,
+        path: str,
+        selector: str | None,
+        accept: str,
+        view: Callable[[dict[str, Any]], Any],
+        limit: int | None,
+    ) -> list[Any]:
         items: list[Any] = []
         token: str | None = None
         while True:
-            query: list[tuple[str, Any]] = [("limit", _PAGE)]
+            query: list[tuple[str, Any]] = [("limit", limit)] if limit else []
             query += [("labelSelector", selector)] if selector else []
             query += [("continue", token)] if token else []
-            page = await self._call(resource, False, "GET", path, query=query, accept=accept)
+            try:
+                page = await self._call(resource, False, "GET", path, query=query, accept=accept)
+            except ApiException as e:
+                if e.status == 410 and token:
+                    raise _Expired from e
+                raise
             items += [view(item) for item in page.get("items") or []]
             token = (page.get("metadata") or {}).get("continue")
             if not token:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import ssl
 import time
@@ -31,6 +32,10 @@ AUTH_SECONDS = 10.0
 # No request waits forever on a silent connection; a LIST page of kubelet
 # Nodes takes well under this.
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+
+# The annotation of the BOOKMARK that ends a watch's initial events.
+_INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+_log = logging.getLogger("network-operator")
 
 Guard = Callable[[str, str], None]  # (method, path): raises if the request must not go out
 
@@ -128,6 +133,40 @@ class Transport:
         if not answer:
             return True
         return json.loads(data) if data else None
+
+    async def streams_initial_events(self, path: str, within: float) -> bool:
+        """Whether the API server streams a watch's initial state in place of
+        a LIST (`sendInitialEvents`, Kubernetes' watch-list): a watch of the
+        collection at `path` that matches nothing must end its (empty)
+        initial events with a BOOKMARK that says so. A server without it
+        refuses the parameter, or ignores it and sends no such BOOKMARK."""
+        session, _ = self._connection()
+        query = {
+            "watch": "true",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "fieldSelector": "metadata.name=.",  # no object has this name
+            "timeoutSeconds": str(math.ceil(within)),
+        }
+        headers = {"Accept": "application/json"}
+        if authorization := self._authorization():
+            headers["Authorization"] = authorization
+        try:
+            async with (
+                asyncio.timeout(within + 5),
+                session.get(self.config.host + path, params=query, headers=headers) as resp,
+            ):
+                if resp.status != 200:
+                    return False
+                async for line in resp.content:
+                    event = json.loads(line)
+                    annotations = (event.get("object") or {}).get("metadata", {}).get("annotations") or {}
+                    if event.get("type") == "BOOKMARK" and annotations.get(_INITIAL_EVENTS_END) == "true":
+                        return True
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            _log.warning("could not tell whether the API server streams initial events (%s: %s)", type(e).__name__, e)
+        return False
 
     async def counted(self, resource: str, write: bool, method: str, path: str, expected: int, **kwargs: Any) -> Any:
         """One request, counted; None if it fails with the `expected` status."""

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import kopf
 import pykube
+import requests
 import yaml
 from kopf.testing import KopfRunner
 
@@ -356,3 +357,24 @@ def stored_before_the_address_rules(
     finally:
         cluster.kubectl("apply", "--server-side", "-f", str(CRD))
         wait_for("the CRD with its address rules", lambda: not _malformed_is_stored(cluster))
+
+
+def converged(api: pykube.HTTPClient, namespace: str, name: str, live: set[str]) -> Callable[[], dict[str, str]]:
+    """A check: exactly the live Nodes hold a subnet (record and annotation agree,
+    no two alike) and the status counts them."""
+
+    def check() -> dict[str, str]:
+        try:
+            records = record_subnets(api, namespace, name)
+            status = get_network(api, namespace, name).get("status") or {}
+        except (pykube.exceptions.HTTPError, requests.HTTPError) as e:  # 429 while a restarted API server initializes
+            raise AssertionError(str(e)) from e
+        ok = (
+            set(records) == live
+            and node_subnets(api, namespace, name) == records
+            and len(set(records.values())) == len(records)
+            and status.get("allocated") == len(live)
+        )
+        return records if ok else {}
+
+    return check

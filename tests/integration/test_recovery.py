@@ -8,19 +8,16 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pykube
 import pytest
-import requests
 
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     KubeCluster,
-    get_network,
+    converged,
     make_network,
-    node_subnets,
-    record_subnets,
     running_operator,
     wait_for,
     wait_subnets,
@@ -50,27 +47,6 @@ def watch_restarts() -> Iterator[list[str]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def converged(api: pykube.HTTPClient, namespace: str, name: str, live: set[str]) -> Callable[[], dict[str, str]]:
-    """A check: exactly the live Nodes hold a subnet (record and annotation agree,
-    no two alike) and the status counts them."""
-
-    def check() -> dict[str, str]:
-        try:
-            records = record_subnets(api, namespace, name)
-            status = get_network(api, namespace, name).get("status") or {}
-        except (pykube.exceptions.HTTPError, requests.HTTPError) as e:  # 429 while a restarted API server initializes
-            raise AssertionError(str(e)) from e
-        ok = (
-            set(records) == live
-            and node_subnets(api, namespace, name) == records
-            and len(set(records.values())) == len(records)
-            and status.get("allocated") == len(live)
-        )
-        return records if ok else {}
-
-    return check
 
 
 def retry(client: pykube.HTTPClient, verb: str, node: str) -> None:

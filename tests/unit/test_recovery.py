@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import pytest
@@ -18,7 +19,16 @@ KEY: Key = ("ns", "net")
 
 def test_backoff_starts_short_doubles_and_is_capped() -> None:
     assert [backoff.delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 10, 10, 10]
-    assert backoff.schedule(60) == (1, 2, 4, 8, 10, 10, 10, 10, 10)
+
+
+def test_kopfs_retries_never_end_while_running_start_afresh_per_request_and_end_when_stopping() -> None:
+    retries = backoff.Retries()
+    first = iter(retries)
+    assert [next(first) for _ in range(200)] == [1, 2, 4, 8] + [10] * 196
+    assert list(itertools.islice(retries, 5)) == [1, 2, 4, 8, 10]  # a new request starts short again
+    retries.stop()
+    assert list(first) == []  # a request failing again now is not retried
+    assert list(retries) == []
 
 
 @pytest.fixture
