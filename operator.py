@@ -86,7 +86,8 @@ def _kopf_settings(settings: kopf.OperatorSettings, config: Config, logger: kopf
     # so a watch could reconnect that long after the API server is back),
     # and never give up while the operator runs: see backoff.Retries.
     settings.networking.error_backoffs = retries = backoff.Retries()
-    # The CRD is installed before the operator starts (the chart's crds/), so
+    # The CRDs are installed before the operator starts (the chart creates
+    # them ahead of its Deployment, or they are applied from crds/), so
     # there is no need to watch CRDs, nor the permission to.
     settings.scanning.disabled = True
     if config.peering:

@@ -544,7 +544,10 @@ def test_uninstall_removes_the_chart_but_keeps_crds_networks_and_annotations(
     node: Node, api: pykube.HTTPClient
 ) -> None:
     manifest = [d for d in yaml.safe_load_all(node.helm("get", "manifest", RELEASE, "-n", NAMESPACE).stdout) if d]
-    made = [(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in manifest]
+    # The CRDs are in the release but kept (helm.sh/resource-policy: keep).
+    kept = [d for d in manifest if (d["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") == "keep"]
+    assert sorted(d["metadata"]["name"] for d in kept) == ["networks.samplecrd.k8s.io", "nodesubnets.samplecrd.k8s.io"]
+    made = [(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in manifest if d not in kept]
     assert {"Deployment", "Service", "ValidatingWebhookConfiguration", "ClusterKopfPeering"} <= {k for k, _, _ in made}
     example = readme_network()["metadata"]["name"]
     subnet = subnet_on_node(api, node.name, "default", example)
@@ -562,7 +565,7 @@ def test_uninstall_removes_the_chart_but_keeps_crds_networks_and_annotations(
     for kind, name, namespace in made:
         wait_for(f"{kind} {name} to be gone", lambda k=kind, n=name, ns=namespace: gone(k, n, ns), timeout=60)  # type: ignore[misc]
     wait_for("the operator pods to be gone", lambda: not operator_pods(node), timeout=90)
-    for crd in ("networks.samplecrd.k8s.io", "clusterkopfpeerings.kopf.dev"):
+    for crd in ("networks.samplecrd.k8s.io", "nodesubnets.samplecrd.k8s.io", "clusterkopfpeerings.kopf.dev"):
         node.kubectl("get", "crd", crd)
     assert Network.objects(api, namespace="default").get_or_none(name=example) is not None
     assert subnet_on_node(api, node.name, "default", example) == subnet

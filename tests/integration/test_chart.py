@@ -11,16 +11,18 @@ import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kopf.cli import main as kopf_cli
 
-from tests.integration.support import ROOT, KubeCluster, wait_for
+from tests.integration.support import ROOT, Cluster, KubeCluster, wait_for
 
 CHART = ROOT / "deploy" / "helm" / "network-operator"
 PEERING_CRD = "clusterkopfpeerings.kopf.dev"
@@ -47,10 +49,8 @@ Helm = Callable[..., subprocess.CompletedProcess[str]]
 Doc = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def helm(cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """Run helm against the test cluster, with its caches and config in a temporary home."""
-    home = tmp_path_factory.mktemp("helm")
+def helm_for(cluster: KubeCluster, home: Path) -> Helm:
+    """Run helm against `cluster`, with its caches and config in `home`."""
     env = {
         **os.environ,
         "HELM_CACHE_HOME": str(home / "cache"),
@@ -71,6 +71,12 @@ def helm(cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Helm
         return proc
 
     return run
+
+
+@pytest.fixture(scope="module")
+def helm(cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """helm against the test cluster."""
+    return helm_for(cluster, tmp_path_factory.mktemp("helm"))
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +126,14 @@ def absent(cluster: KubeCluster, *args: str) -> bool:
 
 @pytest.mark.parametrize("crd", ["network.yaml", "nodesubnet.yaml"])
 def test_chart_crd_is_a_byte_copy_of_the_canonical_one(crd: str) -> None:
-    assert (CHART / "crds" / crd).read_bytes() == (ROOT / "crds" / crd).read_bytes(), (
-        f"deploy/helm/network-operator/crds/{crd} differs from crds/{crd}: copy it over"
+    assert (CHART / "files" / "crds" / crd).read_bytes() == (ROOT / "crds" / crd).read_bytes(), (
+        f"deploy/helm/network-operator/files/crds/{crd} differs from crds/{crd}: copy it over"
+    )
+
+
+def test_chart_ships_every_canonical_crd() -> None:
+    assert sorted(p.name for p in (CHART / "files" / "crds").iterdir()) == sorted(
+        p.name for p in (ROOT / "crds").iterdir()
     )
 
 
@@ -195,6 +207,19 @@ def test_lint_strict_is_clean(helm: Helm, values: list[str]) -> None:
         ("webhook.port=80", "port"),
         ("peering.enabled=yes", "enabled"),
         ("metrics.port=8080", "must differ"),  # the health port's default
+        ("logging.format=xml", "format"),
+        ("logging.level=trace", "level"),
+        ("image.digest=latest", "digest"),
+        ("revisionHistoryLimit=-1", "revisionHistoryLimit"),
+        ("crds.bogus=1", "bogus"),
+        ("crds.install=maybe", "install"),
+        ("commonLabels.app\\.kubernetes\\.io/name=x", "commonLabels: app.kubernetes.io/name"),
+        ("podDisruptionBudget.maxUnavailable=lots", "maxUnavailable"),
+        ("podSecurityContext.runAsUser=-1", "runAsUser"),
+        ("podSecurityContext.runAsUserr=1", "runAsUserr"),
+        ("securityContext.capabilities.add=NET_ADMIN", "add"),
+        ("spreadOverNodes=yes", "spreadOverNodes"),
+        ("topologySpreadConstraints[0].maxSkeww=1", "maxSkeww"),
     ],
 )
 def test_bad_values_are_rejected(helm: Helm, setting: str, named: str) -> None:
@@ -274,7 +299,7 @@ def test_deployment_command_env_and_ports_follow_values(helm: Helm) -> None:
 
 
 def test_without_webhook_and_peering(helm: Helm) -> None:
-    docs = render(helm, "--set", "webhook.enabled=false,peering.enabled=false")
+    docs = render(helm, "--set", "webhook.enabled=false,peering.enabled=false,crds.install=false")
     assert kinds(docs) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
     (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     env = _env(container)
@@ -374,6 +399,172 @@ def test_cert_manager_certificate(helm: Helm) -> None:
     }
 
 
+def _pod(docs: list[Doc]) -> Doc:
+    pod: Doc = only(docs, "Deployment")["spec"]["template"]["spec"]
+    return pod
+
+
+def test_crds_render_as_the_canonical_ones_with_keep(helm: Helm) -> None:
+    """The canonical CRDs, unchanged but for Helm's keep policy and the chart's labels."""
+    docs = render(helm, "--set", "commonLabels.team=platform")
+    crds = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CustomResourceDefinition"}
+    canonical = {}
+    for path in (ROOT / "crds").glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        canonical[crd["metadata"]["name"]] = crd
+    assert sorted(crds) == sorted(canonical) == ["networks.samplecrd.k8s.io", "nodesubnets.samplecrd.k8s.io"]
+    for name, crd in crds.items():
+        meta = crd["metadata"]
+        assert meta["annotations"].pop("helm.sh/resource-policy") == "keep", name
+        assert meta.pop("labels") == only(docs, "Deployment")["metadata"]["labels"], name
+        assert crd == canonical[name]
+    # Kopf's CRD is no template (see templates/crds.yaml): helm installs it from crds/.
+    assert [p.name for p in (CHART / "crds").iterdir()] == ["clusterkopfpeering.yaml"]
+    assert not [d for d in render(helm, "--set", "crds.install=false") if d["kind"] == "CustomResourceDefinition"]
+
+
+def test_common_labels_are_on_every_object(helm: Helm) -> None:
+    labels = {"team": "platform", "example.com/cost-center": "42"}
+    for extra in ([], ["--set", "webhook.certManager.enabled=true,replicaCount=2"]):
+        docs = render(helm, "--set-json", f"commonLabels={json.dumps(labels)}", *extra)
+        assert len(docs) >= 10
+        for doc in docs:
+            assert labels.items() <= doc["metadata"]["labels"].items(), (doc["kind"], doc["metadata"]["name"])
+        deployment = only(docs, "Deployment")
+        assert labels.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        # The selector stays as it was: a Deployment's selector cannot change.
+        assert deployment["spec"]["selector"]["matchLabels"] == {
+            "app.kubernetes.io/name": "network-operator",
+            "app.kubernetes.io/instance": "rel",
+        }
+
+
+def _kopf_run_options(container: Doc) -> dict[str, Any]:
+    """The options `kopf run` takes from the container's command and args,
+    parsed by Kopf's own command line (args come after the operator's path)."""
+    argv = [*container["command"], *container["args"]]
+    assert argv[:2] == ["kopf", "run"]
+    context = kopf_cli.make_context("kopf", argv[1:])
+    run = kopf_cli.get_command(context, "run")
+    assert run is not None
+    options: dict[str, Any] = run.make_context("run", argv[2:], parent=context).params
+    return options
+
+
+def test_logging_extra_args_and_extra_env(helm: Helm) -> None:
+    (default,) = _pod(render(helm))["containers"]
+    assert default["args"] == ["--log-format=full"]
+    for level, flags in (("quiet", ["--quiet"]), ("info", []), ("verbose", ["--verbose"]), ("debug", ["--debug"])):
+        (container,) = _pod(render(helm, "--set", f"logging.format=json,logging.level={level}"))["containers"]
+        assert container["args"] == ["--log-format=json", *flags]
+        options = _kopf_run_options(container)
+        assert options["log_format"].name == "JSON"
+        assert {k for k in ("quiet", "verbose", "debug") if options[k]} == ({level} - {"info"})
+        assert options["paths"] == ("/app/operator.py",)
+    (container,) = _pod(
+        render(
+            helm,
+            "--set",
+            "logging.format=plain",
+            "--set-json",
+            'extraArgs=["--log-refkey=obj"]',
+            "--set-json",
+            'extraEnv=[{"name":"NETWORK_PEERING_LIFETIME","value":"15"},'
+            '{"name":"NODE","valueFrom":{"fieldRef":{"fieldPath":"spec.nodeName"}}}]',
+        )
+    )["containers"]
+    assert container["args"] == ["--log-format=plain", "--log-refkey=obj"]
+    assert container["env"][-2:] == [
+        {"name": "NETWORK_PEERING_LIFETIME", "value": "15"},
+        {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+    ]
+    assert "POD_NAME" in _env(container)
+
+
+def test_image_digest_and_revision_history(helm: Helm) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    deployment = only(
+        render(helm, "--set", f"image.tag=1.2.3,image.digest={digest},revisionHistoryLimit=3"), "Deployment"
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"network-operator:1.2.3@{digest}"
+    assert deployment["spec"]["revisionHistoryLimit"] == 3
+    assert only(render(helm), "Deployment")["spec"]["revisionHistoryLimit"] == 10
+
+
+def test_security_contexts_can_be_overridden(helm: Helm) -> None:
+    """OpenShift's restricted profile picks the UID itself: null removes the chart's."""
+    pod = _pod(
+        render(
+            helm,
+            "--set",
+            "podSecurityContext.runAsUser=null,podSecurityContext.runAsGroup=null,podSecurityContext.fsGroup=null",
+        )
+    )
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    pod = _pod(
+        render(
+            helm,
+            "--set",
+            "securityContext.readOnlyRootFilesystem=false,podSecurityContext.fsGroupChangePolicy=OnRootMismatch",
+        )
+    )
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
+
+
+SPREAD_BY_NODE: Doc = {
+    "maxSkew": 1,
+    "topologyKey": "kubernetes.io/hostname",
+    "whenUnsatisfiable": "ScheduleAnyway",
+    "labelSelector": {
+        "matchLabels": {"app.kubernetes.io/name": "network-operator", "app.kubernetes.io/instance": "rel"}
+    },
+    "matchLabelKeys": ["pod-template-hash"],
+}
+
+
+def test_disruption_budget_and_spread_only_with_several_replicas(helm: Helm) -> None:
+    one = render(helm)
+    assert "PodDisruptionBudget" not in kinds(one)
+    assert "topologySpreadConstraints" not in _pod(one)
+
+    two = render(helm, "--set", "replicaCount=2")
+    pdb = only(two, "PodDisruptionBudget")
+    assert pdb["metadata"]["name"] == "rel-network-operator"
+    assert pdb["spec"] == {
+        "selector": {"matchLabels": only(two, "Deployment")["spec"]["selector"]["matchLabels"]},
+        "maxUnavailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
+    }
+    assert _pod(two)["topologySpreadConstraints"] == [SPREAD_BY_NODE]
+
+    zone = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}
+    three = render(
+        helm,
+        "--set",
+        "replicaCount=3,podDisruptionBudget.minAvailable=2,podDisruptionBudget.unhealthyPodEvictionPolicy=",
+        "--set-json",
+        f"topologySpreadConstraints=[{json.dumps(zone)}]",
+    )
+    assert only(three, "PodDisruptionBudget")["spec"] == {
+        "selector": {"matchLabels": SPREAD_BY_NODE["labelSelector"]["matchLabels"]},
+        "minAvailable": 2,
+    }
+    assert _pod(three)["topologySpreadConstraints"] == [SPREAD_BY_NODE, zone]
+
+    off = render(helm, "--set", "replicaCount=2,podDisruptionBudget.enabled=false,spreadOverNodes=false")
+    assert "PodDisruptionBudget" not in kinds(off)
+    assert "topologySpreadConstraints" not in _pod(off)
+
+
 # --- against the API server ------------------------------------------------------
 
 
@@ -385,8 +576,24 @@ def test_cert_manager_certificate(helm: Helm) -> None:
         ["--set", "replicaCount=3,webhook.certManager.enabled=false"],
         ["--set", "webhook.certManager.enabled=true"],
         ["--set", "webhook.enabled=false,peering.enabled=false,serviceAccount.create=false"],
+        [
+            "--set",
+            "podSecurityContext.runAsUser=null,podSecurityContext.runAsGroup=null,podSecurityContext.fsGroup=null",
+        ],
+        [
+            "--set",
+            "replicaCount=2,podDisruptionBudget.minAvailable=50%,logging.format=json,logging.level=debug,"
+            "image.digest=sha256:" + "ab" * 32,
+            "--set-json",
+            'extraEnv=[{"name":"A","value":"b"}]',
+            "--set-json",
+            'topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone",'
+            '"whenUnsatisfiable":"ScheduleAnyway"}]',
+            "--set-json",
+            'commonLabels={"team":"platform"}',
+        ],
     ],
-    ids=["defaults", "three-replicas", "cert-manager", "bare"],
+    ids=["defaults", "three-replicas", "cert-manager", "bare", "uid-from-platform", "knobs"],
 )
 def test_server_dry_run_accepts_the_rendered_chart(
     cluster: KubeCluster, helm: Helm, namespace: str, values: list[str]
@@ -419,7 +626,9 @@ def test_install_upgrade_uninstall(cluster: KubeCluster, helm: Helm, namespace: 
     release = f"it-{uuid.uuid4().hex[:6]}"
     fullname = f"{release}-network-operator"
     # Ignore: the webhook has no pod behind it here; Fail would refuse every Network.
-    settings = ["--set", "webhook.failurePolicy=Ignore"]
+    # The CRDs are conftest's, applied with kubectl: Helm would refuse to adopt
+    # them (test_crds_upgrade_with_the_chart_and_outlive_it has the chart's own).
+    settings = ["--set", "webhook.failurePolicy=Ignore,crds.install=false"]
     try:
         helm("install", release, str(CHART), "--namespace", namespace, "--wait=false", *settings)
 
@@ -505,3 +714,208 @@ def test_pods_can_start_before_the_pod_network(helm: Helm) -> None:
     assert host["spec"]["strategy"] == {"type": "Recreate"}
     two = only(render(helm, "--set", "hostNetwork=true,replicaCount=2"), "Deployment")
     assert two["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+
+
+def _run_pod(cluster: KubeCluster, namespace: str, pod: str, ready: bool) -> None:
+    """Report what a kubelet would: the pod runs, Ready or not."""
+    status = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]}}
+    cluster.kubectl(
+        "patch", "pod", pod, "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps(status)
+    )
+
+
+def _evict(cluster: KubeCluster, namespace: str, pod: str) -> subprocess.CompletedProcess[str]:
+    """Ask for an eviction, as `kubectl drain` does."""
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}}
+    return cluster.kubectl(
+        "create",
+        "--raw",
+        f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
+        "-f",
+        "-",
+        input=json.dumps(eviction),
+        check=False,
+    )
+
+
+@pytest.mark.usefixtures("peering_crd")
+def test_disruption_budget_and_spread_as_the_cluster_sees_them(
+    cluster: KubeCluster, helm: Helm, namespace: str
+) -> None:
+    """With two replicas: the API server adds each pod's ReplicaSet to its
+    spread, and evictions (a drain) go by the budget: a replica that is not
+    Ready never blocks one, and of two Ready replicas one goes at a time."""
+    release = f"ha-{uuid.uuid4().hex[:6]}"
+    fullname = f"{release}-network-operator"
+
+    def pods(without: str = "") -> list[Doc] | None:
+        items: list[Doc] = get_json(cluster, "-n", namespace, "pods", "-l", f"app.kubernetes.io/instance={release}")[
+            "items"
+        ]
+        live = [p for p in items if "deletionTimestamp" not in p["metadata"] and p["metadata"]["name"] != without]
+        return live if len(live) == 2 else None
+
+    def budget(healthy: int) -> Callable[[], Doc | None]:
+        def check() -> Doc | None:
+            status: Doc = get_json(cluster, "-n", namespace, f"pdb/{fullname}").get("status", {})
+            return status if (status.get("expectedPods"), status.get("currentHealthy")) == (2, healthy) else None
+
+        return check
+
+    try:
+        helm(
+            "install", release, str(CHART), "--namespace", namespace, "--wait=false",
+            "--set", "webhook.failurePolicy=Ignore,crds.install=false,replicaCount=2",
+        )  # fmt: skip
+        first = wait_for("two pods", pods, timeout=60)
+        for pod in first:
+            (spread,) = pod["spec"]["topologySpreadConstraints"]
+            template_hash = pod["metadata"]["labels"]["pod-template-hash"]
+            assert spread["labelSelector"] == {
+                "matchLabels": {"app.kubernetes.io/name": "network-operator", "app.kubernetes.io/instance": release},
+                "matchExpressions": [{"key": "pod-template-hash", "operator": "In", "values": [template_hash]}],
+            }
+            assert (spread["topologyKey"], spread["whenUnsatisfiable"], spread["maxSkew"]) == (
+                "kubernetes.io/hostname",
+                "ScheduleAnyway",
+                1,
+            )
+
+        # Running but never Ready (a crash loop): the budget allows no
+        # disruption, yet unhealthyPodEvictionPolicy lets the drain through.
+        names = [p["metadata"]["name"] for p in first]
+        for name in names:
+            _run_pod(cluster, namespace, name, ready=False)
+        status = wait_for("the disruption controller to count two unhealthy pods", budget(0), timeout=60)
+        assert (status["desiredHealthy"], status["disruptionsAllowed"]) == (1, 0)
+        evicted = _evict(cluster, namespace, names[0])
+        assert evicted.returncode == 0, evicted.stderr
+
+        # Two Ready replicas: the first eviction goes through, the second waits.
+        second = [p["metadata"]["name"] for p in wait_for("a replacement pod", lambda: pods(without=names[0]))]
+        for name in second:
+            _run_pod(cluster, namespace, name, ready=True)
+        status = wait_for("the disruption controller to count two healthy pods", budget(2), timeout=60)
+        assert status["disruptionsAllowed"] == 1
+        evicted = _evict(cluster, namespace, second[0])
+        assert evicted.returncode == 0, evicted.stderr
+        refused = _evict(cluster, namespace, second[1])
+        assert refused.returncode != 0
+        assert "violate the pod's disruption budget" in refused.stderr
+    finally:
+        _cleanup(cluster, helm, release, namespace, fullname)
+
+
+# --- the CRDs' lifecycle, on a control plane of its own ----------------------------------
+
+NETWORK_CRD = "networks.samplecrd.k8s.io"
+CRD_NAMES = (NETWORK_CRD, "nodesubnets.samplecrd.k8s.io")
+
+
+@pytest.fixture(scope="module")
+def bare_cluster(cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A control plane without the CRDs: the chart installs, upgrades and keeps
+    them, which the shared cluster's CRDs (applied by conftest) must not see."""
+    local = Cluster(tmp_path_factory.mktemp("bare") / "cp", cluster.bin)
+    local.start()
+    try:
+        yield KubeCluster(local.kubeconfig, cluster.bin, local)
+    finally:
+        local.stop()
+
+
+def chart_without_pod_cidrs(where: Path, crds_dir: bool) -> Path:
+    """The chart as it was before spec.podCIDRs: the Network CRD without the
+    field; with `crds_dir`, also with its CRDs in crds/ as the chart had them
+    until 0.1.0 (installed once, never upgraded, not owned by the release)."""
+    shutil.copytree(CHART, where)
+    path = where / "files" / "crds" / "network.yaml"
+    crd = yaml.safe_load(path.read_text())
+    del crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["podCIDRs"]
+    path.write_text(yaml.safe_dump(crd))
+    if crds_dir:
+        for file in (where / "files" / "crds").iterdir():
+            file.rename(where / "crds" / file.name)
+        (where / "templates" / "crds.yaml").unlink()
+    return where
+
+
+def _pod_cidrs_kept(cluster: KubeCluster, namespace: str, name: str) -> bool:
+    """Whether the API server stores spec.podCIDRs of a new Network (it prunes unknown fields)."""
+    doc = {
+        "apiVersion": "samplecrd.k8s.io/v1",
+        "kind": "Network",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"cidr": "10.20.0.0/16", "gateway": "10.20.0.1", "podCIDRs": True},
+    }
+    # --validate=ignore: an unknown field is dropped, not refused.
+    created = json.loads(
+        cluster.kubectl("create", "--validate=ignore", "-o", "json", "-f", "-", input=json.dumps(doc)).stdout
+    )
+    return "podCIDRs" in created["spec"]
+
+
+def _served(cluster: KubeCluster) -> bool:
+    return cluster.kubectl("get", "networks,nodesubnets", "-A", check=False).returncode == 0
+
+
+def test_crds_upgrade_with_the_chart_and_outlive_it(bare_cluster: KubeCluster, tmp_path: Path) -> None:
+    cluster = bare_cluster
+    helm = helm_for(cluster, tmp_path / "helm")
+    release, namespace = "crds", "default"
+    settings = ["--namespace", namespace, "--wait=false", "--set", "webhook.failurePolicy=Ignore"]
+    before = chart_without_pod_cidrs(tmp_path / "0.1.0", crds_dir=True)
+    older = chart_without_pod_cidrs(tmp_path / "older", crds_dir=False)
+
+    # The chart of 0.1.0: Helm installs its crds/ once.
+    helm("install", release, str(before), *settings)
+    wait_for("the CRDs to be served", lambda: _served(cluster))
+    assert not _pod_cidrs_kept(cluster, namespace, "old")
+    assert "meta.helm.sh/release-name" not in get_json(cluster, f"crd/{NETWORK_CRD}")["metadata"].get("annotations", {})
+
+    # From it, once: the release takes over the CRDs it did not own (README, "Upgrade").
+    helm("upgrade", release, str(older), *settings, "--take-ownership")
+    for name in CRD_NAMES:
+        meta = get_json(cluster, f"crd/{name}")["metadata"]
+        assert meta["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert meta["annotations"]["meta.helm.sh/release-name"] == release
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+
+    # A plain upgrade to the current chart brings the new schema.
+    helm("upgrade", release, str(CHART), *settings)
+    schema = get_json(cluster, f"crd/{NETWORK_CRD}")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["spec"]["properties"]["podCIDRs"]["type"] == "boolean"
+    # The API server takes a moment to serve with the new schema.
+    wait_for("spec.podCIDRs to be stored", lambda: _pod_cidrs_kept(cluster, namespace, f"new-{uuid.uuid4().hex[:6]}"))
+
+    networks = {n["metadata"]["name"] for n in get_json(cluster, "networks", "-n", namespace)["items"]}
+    assert "old" in networks
+
+    # Switched off on an upgrade, the chart leaves the CRDs in place; back on, it owns them again.
+    helm("upgrade", release, str(CHART), *settings, "--set", "crds.install=false")
+    for name in CRD_NAMES:
+        get_json(cluster, f"crd/{name}")
+    helm("upgrade", release, str(CHART), *settings)
+    assert {n["metadata"]["name"] for n in get_json(cluster, "networks", "-n", namespace)["items"]} == networks
+
+    # Uninstall keeps the CRDs, and so the Networks.
+    uninstalled = helm("uninstall", release, "--namespace", namespace)
+    assert "kept due to the resource policy" in uninstalled.stdout
+    wait_for(
+        "the Deployment to be gone",
+        functools.partial(absent, cluster, "-n", namespace, f"deployment/{release}-network-operator"),
+    )
+    for name in CRD_NAMES:
+        get_json(cluster, f"crd/{name}")
+    after = {n["metadata"]["name"] for n in get_json(cluster, "networks", "-n", namespace)["items"]}
+    assert after == networks
+
+    # Installed again under the same name, the release owns them again.
+    helm("install", release, str(CHART), *settings)
+    manifest = helm("get", "manifest", release, "--namespace", namespace).stdout
+    assert sorted(
+        d["metadata"]["name"] for d in yaml.safe_load_all(manifest) if d and d["kind"] == "CustomResourceDefinition"
+    ) == sorted(CRD_NAMES)
+    # Another release next to it leaves them to the first (crds.install=false).
+    helm("install", "second", str(CHART), *settings, "--set", "crds.install=false")
+    assert "CustomResourceDefinition" not in helm("get", "manifest", "second", "--namespace", namespace).stdout

@@ -32,13 +32,16 @@ Chart name and version, for the helm.sh/chart label.
 {{- end }}
 
 {{/*
-Common labels.
+Labels of every object the chart makes: the standard ones, then commonLabels.
 */}}
 {{- define "network-operator.labels" -}}
 helm.sh/chart: {{ include "network-operator.chart" . }}
 {{ include "network-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -75,8 +78,10 @@ The webhook's TLS Secret (written by the chart, or by cert-manager).
 {{- end }}
 
 {{/*
-The image, with the tag defaulting to the chart's appVersion.
+The image, with the tag defaulting to the chart's appVersion, pinned to
+image.digest when one is given (the runtime then pulls by digest).
 */}}
 {{- define "network-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- with .Values.image.digest }}@{{ . }}{{ end }}
 {{- end }}
