@@ -100,13 +100,14 @@ class Syncer:
                 results[key] = False
             else:
                 rounds.append(prepared)
-        failed, again = await self.writer.write_round({r.key: r.desired for r in rounds})
+        written = await self.writer.write_round({r.key: r.desired for r in rounds})
+        failed = written.failed
         rounds = [r for r in rounds if r.key not in failed]
-        failed |= await self.writer.delete({r.key: r.desired.released for r in rounds})
+        failed |= await self.writer.delete({r.key: [*r.desired.released, *written.moved[r.key]] for r in rounds})
         for r in rounds:
             if r.key in failed:
                 continue
-            if r.desired.again or r.key in again:
+            if r.desired.again or r.key in written.again:
                 results[r.key] = True
                 continue
             try:

@@ -5,6 +5,7 @@ over the Node cache until the watch shows them (controller/feed.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -23,6 +24,17 @@ T = TypeVar("T")
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]  # (object, type, reason, message)
 # A Node's PATCH: annotations (None removes one) and podCIDRs (empty: none).
 Patch = tuple[dict[str, str | None], tuple[str, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """What a round's Node writes leave to do, per Network."""
+
+    failed: dict[Key, Exception]  # its writes failed
+    # it must go round again: a Node refused (someone else set its podCIDRs
+    # first), or podCIDRs the other family's writer chose otherwise this round
+    again: set[Key]
+    moved: dict[Key, list[Record]]  # old records of moved Nodes that now carry their new subnet: to delete
 
 
 class Writer:
@@ -61,11 +73,9 @@ class Writer:
             self.logger.info("%s: %d subnets were taken meanwhile; choosing again", view.ref, len(lost))
         return own, lost
 
-    async def write_round(self, rounds: Mapping[Key, Desired]) -> tuple[dict[Key, Exception], set[Key]]:
-        """Every Node write of the round, one PATCH per Node. Returns the
-        Networks whose writes failed, and those that must go round again: a
-        Node refused (someone else set its podCIDRs first), or podCIDRs the
-        other family's writer chose otherwise this round."""
+    async def write_round(self, rounds: Mapping[Key, Desired]) -> Written:
+        """Every Node write of the round, one PATCH per Node, and what follows
+        from each Node's outcome for the Networks that wrote to it."""
         patches: dict[str, Patch] = {}
         writers: dict[str, list[Key]] = {}
         again: set[Key] = set()
@@ -89,7 +99,11 @@ class Writer:
                     failed.setdefault(key, outcome)
                 elif outcome is None:
                     again.add(key)
-        return failed, again
+        # A moved Node's old record goes once the Node carries its new subnet
+        # (written now, or already); while it still carries the old one, the
+        # old record stays, and being the older of the two it keeps the Node.
+        moved = {k: [old for n, old in d.moved.items() if outcomes.get(n, True) is True] for k, d in rounds.items()}
+        return Written(failed, again, moved)
 
     async def write_nodes(self, patches: Mapping[str, Patch]) -> dict[str, bool | Exception | None]:
         """One PATCH per Node: its annotations (None removes one) and podCIDRs.

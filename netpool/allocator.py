@@ -13,7 +13,7 @@ import bisect
 import dataclasses
 import ipaddress
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from netpool.pool import Interval, IPNetwork, Pool, gaps, merge
 
@@ -99,6 +99,15 @@ def plan(
         else:
             allocations[node] = pool.subnet(number)
     return Plan(allocations=allocations, waiting=tuple(waiting))
+
+
+def not_free(carried: Iterable[IPNetwork | None], recorded: Collection[IPNetwork]) -> list[IPNetwork]:
+    """Of the subnets Node annotations carry without a record behind them (a
+    value about to be replaced, another Network's annotation), those not free
+    in this round: a Node still carries them. A subnet a record holds is not
+    among them: the record is the truth and its Node keeps that subnet, so a
+    value copied onto another Node is repaired there and moves nobody else."""
+    return [s for s in carried if s is not None and s not in recorded]
 
 
 def _inside(merged: list[Interval], number: int) -> bool:

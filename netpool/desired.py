@@ -99,6 +99,8 @@ class Desired:
     released: Sequence[Record] = ()  # NodeSubnets to delete once the Node writes are made
     duplicates: Sequence[Record] = ()  # of those, a second writer's: their subnets rest a while
     again: bool = False  # lost a race, or frees subnets that waiting Nodes can have: go round again
+    # Node -> the record its new subnet replaces: deleted once the Node carries the new one
+    moved: Mapping[str, Record] = dataclasses.field(default_factory=dict)
 
 
 def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choice:
@@ -136,34 +138,45 @@ def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choi
                 source[node] = None
         source.update(fit.pinned)
 
-    # Not free in this round: what other Networks hold, subnets about to be
-    # released, values a Node carries that are not its record, resting subnets.
-    taken = _held_elsewhere(world, pool)
+    # Not free in this round: what other Networks' records hold, subnets about
+    # to be released, and what Nodes carry without a record (other Networks'
+    # annotations, values that are not their Node's record), unless one of
+    # this Network's records holds it.
+    taken = _recorded_elsewhere(world, pool)
     wanted_set = set(wanted)
     taken += [r.subnet for r in extra] + [r.subnet for n, r in own.items() if n not in wanted_set]
-    taken += [s for n, s in annotated.items() if s is not None and held.get(n) != s]
+    recorded = {r.subnet for r in own.values()}
+    unrecorded = _annotated_elsewhere(world, pool)
+    unrecorded += [s for n, s in annotated.items() if s is not None and held.get(n) != s]
+    taken += allocator.not_free(unrecorded, recorded)
     # Not a subnet a record holds again: the record is the truth, and its
     # Node must keep it (taken, it would get a new one each round).
-    recorded = {r.subnet for r in own.values()}
     taken += [s for s in world.resting if s not in recorded]
     taken = [s for s in taken if s not in pinned] + fit.taken
     plan = allocator.plan(pool, wanted, held, remembered, taken)
     return Choice(key, spec, plan, wanted, fit, own, extra, writer)
 
 
-def _held_elsewhere(world: World, pool: Pool) -> list[IPNetwork]:
-    """What other Networks hold, but not of those whose cidr shares no address
-    with this pool: that is most of the cluster's allocations, and reading
-    them all made every reconcile O(allocations). Should one of them still
-    hold a subnet here (its cidr just moved), the NodeSubnet's name is taken
-    and its create loses: the Node is planned again next round."""
-    apart = {c.key for c in world.rivals if not c.network.overlaps(pool.network)}
-    apart_keys = {annotation.key_for(*k) for k in apart} | {world.ann_key}
-    records = world.records
-    taken = [r.subnet for k in records.networks() if k != world.key and k not in apart for r in records.of(k)]
+def _apart(world: World, pool: Pool) -> set[Key]:
+    """The other Networks whose cidr shares no address with this pool: most of
+    the cluster's allocations are theirs, and reading them all made every
+    reconcile O(allocations). Should one of them still hold a subnet here (its
+    cidr just moved), the NodeSubnet's name is taken and its create loses:
+    the Node is planned again next round."""
+    return {c.key for c in world.rivals if not c.network.overlaps(pool.network)}
+
+
+def _recorded_elsewhere(world: World, pool: Pool) -> list[IPNetwork]:
+    """The subnets other Networks' records hold, but of those apart."""
+    apart, records = _apart(world, pool), world.records
+    return [r.subnet for k in records.networks() if k != world.key and k not in apart for r in records.of(k)]
+
+
+def _annotated_elsewhere(world: World, pool: Pool) -> list[IPNetwork | None]:
+    """The subnets other Networks' annotations carry, but of those apart."""
+    apart_keys = {annotation.key_for(*k) for k in _apart(world, pool)} | {world.ann_key}
     values = (v for carried in world.carried.values() for k, v in carried.items() if k not in apart_keys)
-    taken += [s for v in values if (s := allocator.parse_subnet(annotation.subnet_of(v))) is not None]
-    return taken
+    return [allocator.parse_subnet(annotation.subnet_of(v)) for v in values]
 
 
 def settle(
@@ -188,6 +201,11 @@ def settle(
     stale = [r for n, r in own.items() if n not in served and (n in world.carried or n in world.gone)]
     stale += [r for n, r in own.items() if r.node_uid and world.uids.get(n, r.node_uid) != r.node_uid]
     released = list({r.name: r for r in stale + choice.extra}.values())
+    # A Node moved off a subnet it can no longer have (reserved now, outside a
+    # smaller cidr) leaves its old record, released once the Node carries the
+    # new one (controller/writes.py); kept, the Node would hold two, and the
+    # older would win when next reconciled and move the Node again.
+    moved = {n: r for n, r in choice.own.items() if own[n] is not r}
 
     def status(now: str) -> dict[str, Any]:
         return st.build(
@@ -202,7 +220,7 @@ def settle(
         )
 
     again = bool(lost) or bool(released and plan.waiting)
-    return Desired(status, writes, cidrs, released, choice.extra, again)
+    return Desired(status, writes, cidrs, released, choice.extra, again, moved)
 
 
 def _pod_cidrs_outcome(

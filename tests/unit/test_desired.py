@@ -121,6 +121,12 @@ CASES = [
         gets={"a": "10.0.1.0/24"},
     ),
     Case(
+        "a NodeSubnet wins over another Node's copy of its annotation: the copy is replaced",
+        [node("a", carries="10.0.5.0/24"), node("b", carries="10.0.5.0/24")],
+        [record("a", "10.0.5.0/24")],
+        gets={"b": "10.0.1.0/24"},
+    ),
+    Case(
         "a Node that stops matching loses its annotation, then its NodeSubnet",
         [node("a", pool="cpu", carries="10.0.5.0/24")],
         [record("a", "10.0.5.0/24")],
@@ -272,6 +278,16 @@ def test_a_released_duplicates_subnet_is_named_to_rest() -> None:
     younger = record("a", "10.0.2.0/24", created=NEW)
     world = world_of(Case("", [node("a", carries="10.0.1.0/24")], [younger, record("a", "10.0.1.0/24")]))
     assert list(one_round(world, SPEC).duplicates) == [younger]
+
+
+def test_a_node_moved_off_a_subnet_now_reserved_names_its_old_record_to_go() -> None:
+    """Its old NodeSubnet goes once the Node carries the new subnet (the
+    writes decide when); kept, the older record would win and move it back."""
+    old = record("a", "10.0.1.0/24")
+    world = world_of(Case("", [node("a", carries="10.0.1.0/24")], [old]))
+    result = one_round(world, {**SPEC, "reserved": ["10.0.1.0/24"]})
+    assert {n: annotation.subnet_of(v) for n, v in result.writes.items()} == {"a": "10.0.2.0/24"}
+    assert (dict(result.moved), list(result.released)) == ({"a": old}, [])
 
 
 @pytest.mark.parametrize(

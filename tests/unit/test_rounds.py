@@ -6,6 +6,7 @@ is proven in tests/integration."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -19,6 +20,7 @@ from controller.writes import Writer
 from netpool import annotation
 from netpool.desired import Desired
 from netpool.names import Key
+from netpool.records import Record
 
 N1, N2 = "node-1", "node-2"
 
@@ -53,12 +55,18 @@ def writer(api: FakeApi) -> Writer:
 
 
 class Round:
-    """One Network's part of a round, and whether the writes send it round again."""
+    """One Network's part of a round, and what the writes leave it to do."""
 
     def __init__(self, name: str, writes: dict[str, str | None], cidrs: dict[str, tuple[str, ...]] | None) -> None:
         self.key: Key = ("ns", name)
-        self.desired = Desired(lambda now: {}, writes, cidrs or {})
+        self.writes, self.cidrs = writes, cidrs or {}
+        self.moved: dict[str, Record] = {}
         self.again = False
+        self.released: list[Record] = []
+
+    @property
+    def desired(self) -> Desired:
+        return Desired(lambda now: {}, self.writes, self.cidrs, moved=self.moved)
 
 
 def network_round(name: str, writes: dict[str, str | None], cidrs: dict[str, tuple[str, ...]] | None = None) -> Round:
@@ -66,10 +74,11 @@ def network_round(name: str, writes: dict[str, str | None], cidrs: dict[str, tup
 
 
 def write_round(writer: Writer, rounds: list[Round]) -> dict[Key, Exception]:
-    failed, again = asyncio.run(writer.write_round({r.key: r.desired for r in rounds}))
+    written = asyncio.run(writer.write_round({r.key: r.desired for r in rounds}))
     for r in rounds:
-        r.again = r.key in again
-    return failed
+        r.again = r.key in written.again
+        r.released += written.moved[r.key]
+    return written.failed
 
 
 def key(name: str) -> str:
@@ -120,3 +129,24 @@ def test_each_nodes_outcome_goes_to_the_networks_that_wrote_to_it(
     assert {k[1] for k in errors} == failed
     assert all(isinstance(e, ConnectionError) for e in errors.values())
     assert {r.key[1] for r in (a, b) if r.again} == again
+
+
+@pytest.mark.parametrize(
+    ("refuse", "fail", "released"),
+    [
+        ([], [], {N1, N2}),  # N1 written, N2 already carried its new subnet
+        ([N1], [], {N2}),  # refused: N1 still carries its old subnet, whose record stays
+        ([], [N1], {N2}),  # failed: the same
+    ],
+)
+def test_a_moved_nodes_old_record_goes_only_once_the_node_carries_its_new_subnet(
+    refuse: list[str], fail: list[str], released: set[str]
+) -> None:
+    old = {
+        n: Record(f"10.0.{i}.0-24", ipaddress.ip_network(f"10.0.{i}.0/24"), n, ("ns", "a"))
+        for i, n in enumerate((N1, N2))
+    }
+    a = network_round("a", {N1: "a1"})
+    a.moved = old
+    write_round(writer(FakeApi(refuse, fail)), [a])
+    assert {r.node for r in a.released} == released
