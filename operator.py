@@ -25,6 +25,7 @@ from controller.lease import Lease
 from controller.login import in_cluster
 from controller.metrics import Metrics
 from controller.writer import Writer
+from netpool import names
 
 if Config.from_env().webhook_port:
     # Kopf refuses to start with validation handlers and no webhook server:
@@ -48,24 +49,53 @@ class NetworkDiffBase(kopf.AnnotationsDiffBaseStorage):
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     config = Config.from_env()
-    # Kopf's state lives in annotations on Networks only; status.kopf would be
-    # pruned by the structural schema.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="samplecrd.k8s.io")
-    settings.persistence.diffbase_storage = NetworkDiffBase(prefix="samplecrd.k8s.io")
-    settings.persistence.finalizer = "samplecrd.k8s.io/network-operator"
-    # Node events are frequent and cheap; don't let them wait on batching.
-    settings.queueing.idle_timeout = 0.5
-    # Kopf's own requests (its watches among them) retry on the operator's
-    # short capped backoff (its default waits up to 21 s between attempts,
-    # so a watch could reconnect that long after the API server is back),
-    # and never give up while the operator runs: see backoff.Retries.
-    settings.networking.error_backoffs = memo.retries = retries = backoff.Retries()
+    memo.retries = retries = _kopf_settings(settings, config, logger)
     # Stopping, Kopf waits for its peering keep-alive's last write; should it
     # fail for good (a 403, an API server that is gone), retries without end
     # would hold the exit. A signal stops them (_stop_writing_first); in a
     # thread (KopfRunner, an embedding program) only Kopf's log tells.
     memo.stopping = kopflog.on_stopping(retries.stop)
     memo.stopping.attach()
+
+    def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
+
+    metrics = Metrics()
+    memo.api = api = Api(load_config(), metrics, page=config.list_page)
+    log = logging.getLogger("network-operator")
+    if config.lease:
+        identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
+        api.lease = Lease(api.transport.lease_request, config.lease_namespace, config.lease, identity, log)
+        api.lease.start()
+    # Kopf's peering starts only after the startup handlers: the filter sees its first word.
+    memo.writer = metrics.writer = Writer(paused=bool(config.peering), lease=api.lease)
+    memo.writer.attach()
+    memo.engine = engine = Engine(api, metrics, post_event, log, relist_every=config.relist_seconds)
+    # Before any handler runs: nothing is handed out from a partial view.
+    await engine.start()
+    _list_without_pages(settings, await api.streams_lists(), logger)
+    _stop_writing_first(engine, retries, memo.writer, logger)
+    if config.http_port:
+        checks = [ready.api_answers(api)]
+        if config.webhook_port:
+            checks.append(ready.webhook_answers(config.webhook_address, config.webhook_port))
+        memo.http = await web.serve(engine, config.http_address, config.http_port, checks)
+
+
+def _kopf_settings(settings: kopf.OperatorSettings, config: Config, logger: kopf.Logger) -> backoff.Retries:
+    """Kopf's settings; returns the retries of Kopf's own requests, to stop when the operator stops."""
+    # Kopf's state lives in annotations on Networks only; status.kopf would be
+    # pruned by the structural schema.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.KOPF_PREFIX)
+    settings.persistence.diffbase_storage = NetworkDiffBase(prefix=names.KOPF_PREFIX)
+    settings.persistence.finalizer = names.FINALIZER
+    # Node events are frequent and cheap; don't let them wait on batching.
+    settings.queueing.idle_timeout = 0.5
+    # Kopf's own requests (its watches among them) retry on the operator's
+    # short capped backoff (its default waits up to 21 s between attempts,
+    # so a watch could reconnect that long after the API server is back),
+    # and never give up while the operator runs: see backoff.Retries.
+    settings.networking.error_backoffs = retries = backoff.Retries()
     # The CRDs are installed before the operator starts (the chart creates
     # them ahead of its Deployment, or they are applied from crds/), so
     # there is no need to watch CRDs, nor the permission to.
@@ -92,29 +122,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         )
         if config.webhook_managed:
             settings.admission.managed = config.webhook_managed
-
-    def post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
-
-    memo.api = api = Api(load_config(), Metrics(), page=config.list_page)
-    log = logging.getLogger("network-operator")
-    if config.lease:
-        identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
-        api.lease = Lease(api.lease_request, config.lease_namespace, config.lease, identity, log)
-        api.lease.start()
-    # Kopf's peering starts only after the startup handlers: the filter sees its first word.
-    memo.writer = api.metrics.writer = Writer(paused=bool(config.peering), lease=api.lease)
-    memo.writer.attach()
-    memo.engine = engine = Engine(api, post_event, log, relist_every=config.relist_seconds)
-    # Before any handler runs: nothing is handed out from a partial view.
-    await engine.start()
-    _list_without_pages(settings, await api.streams_lists(), logger)
-    _stop_writing_first(engine, memo.retries, memo.writer, logger)
-    if config.http_port:
-        checks = [ready.api_answers(api)]
-        if config.webhook_port:
-            checks.append(ready.webhook_answers(config.webhook_address, config.webhook_port))
-        memo.http = await web.serve(engine, config.http_address, config.http_port, checks)
+    return retries
 
 
 def _list_without_pages(settings: kopf.OperatorSettings, streams: bool, logger: kopf.Logger) -> None:

@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.kubelet import create_nodes, node_name  # noqa: E402
 from bench.support import cluster_with_crds  # noqa: E402
-from controller.kube import CONCURRENCY, Api, load_config  # noqa: E402
+from controller.kube import Api, load_config  # noqa: E402
 from controller.metrics import Metrics  # noqa: E402
+from controller.transport import CONCURRENCY  # noqa: E402
 from controlplane.cluster import build  # noqa: E402
 
 

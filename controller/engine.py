@@ -1,63 +1,59 @@
-"""The engine: the seed's controller, assembled.
+"""The engine: the controller, assembled from its parts.
 
+- `Networks` (controller/index.py): the Network index and each spec's verdict;
 - `Feed` (controller/feed.py): the informers, Nodes and NodeSubnets;
 - `WorkQueue` (controller/queue.py): coalescing requests, one lock;
-- `Syncer` (controller/sync.py): the idempotent sync of the Networks of one round.
-
-The Network index is Kopf's (`@kopf.index`); handlers bind it on each call.
+- `Syncer` (controller/sync.py): a round of reconciles, and its memory;
+- `Writer` (controller/writes.py): a round's API writes;
+- `Relister` (controller/relist.py): a LIST of our own when Kopf re-lists.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from controller import backoff
 from controller.feed import Feed
+from controller.index import Index, Networks
 from controller.kube import Api
-from controller.queue import Key, WorkQueue
+from controller.metrics import Metrics
+from controller.queue import WorkQueue
 from controller.relist import Relister
-from controller.sync import EventSink, Syncer
-from netpool import annotation, podcidr
+from controller.sync import Syncer
+from controller.writes import EventSink, Writer
+from netpool import podcidr
 from netpool.cache import NodeCache
-from netpool.interest import concerns
-from netpool.overlap import Claim
+from netpool.names import Key
 from netpool.pool import IPNetwork
-from netpool.selector import Selector
-from netpool.spec import SpecError, parse_spec
-from netpool.views import NetworkView, NodeView
 
 __all__ = ["Engine", "EventSink", "Index", "Key"]
 
 
-class Index(Protocol):
-    """What the engine uses of a `kopf.Index`: key -> a store of values."""
-
-    def __iter__(self) -> Iterator[Any]: ...
-    def __getitem__(self, key: Any) -> Iterable[Any]: ...
-    def __contains__(self, key: object) -> bool: ...
-
-
-_Parsed = tuple[int, Selector | None, str, IPNetwork | None, bool]
-
-
 class Engine:
-    def __init__(self, api: Api, post_event: EventSink, logger: logging.Logger, relist_every: float = 15) -> None:
+    def __init__(
+        self,
+        api: Api,
+        metrics: Metrics,
+        post_event: EventSink,
+        logger: logging.Logger,
+        relist_every: float = 15,
+    ) -> None:
         self.api = api
-        self.metrics = api.metrics
+        self.metrics = metrics
         self.logger = logger
-        self.networks: Index | None = None
-        self.queue = WorkQueue(self._reconcile, self.network_keys, self.metrics, logger)
-        self.feed = Feed(api, logger, self.queue.request, self.affected, relist_every)
-        self._parsed: dict[Key, _Parsed] = {}
-        self.syncer = Syncer(api, self.feed, self.network, self.claims, self.pod_cidr_writers, post_event, logger)
+        self.networks = Networks()
+        self.queue = WorkQueue(self._reconcile, self.networks.keys, metrics, logger)
+        self.feed = Feed(api, metrics, logger, self.queue.request, self.networks.affected, relist_every)
+        writer = Writer(api, self.feed, post_event, logger)
+        self.syncer = Syncer(api, self.feed, self.networks, writer, metrics, logger)
         self.relister = Relister(self._relist, logger)
 
     def bind(self, networks: Index) -> None:
         """Kopf hands its indexes to handlers only; handlers pass them on."""
-        self.networks = networks
+        self.networks.bind(networks)
 
     @property
     def nodes(self) -> NodeCache:
@@ -115,42 +111,8 @@ class Engine:
             self.queue.forget(key)
             released = await self.syncer.release(key)
         self.metrics.forget(*key)
-        self._parsed.pop(key, None)
+        self.networks.forget(key)
         return released
-
-    # --- the Network index -----------------------------------------------------------
-
-    def network_keys(self) -> list[Key]:
-        return list(self.networks) if self.networks is not None else []
-
-    def network(self, key: Key) -> NetworkView | None:
-        if self.networks is None or key not in self.networks:
-            return None
-        return next(iter(self.networks[key]), None)
-
-    def affected(self, old: NodeView | None, new: NodeView | None) -> list[Key]:
-        """The Networks a Node's change from `old` to `new` concerns."""
-        return [key for key in self.network_keys() if (p := self._parse(key)) and concerns(old, new, p[1], p[2])]
-
-    def claims(self, exclude: Key | None = None) -> list[Claim]:
-        """Every valid Network's claim on its cidr but `exclude`'s."""
-        claims = []
-        for key in self.network_keys():
-            other = self.network(key)
-            parsed = self._parse(key)
-            if key == exclude or other is None or other.deleting or parsed is None or parsed[3] is None:
-                continue
-            claims.append(Claim(other.created, other.ref, parsed[3], parsed[4]))
-        return claims
-
-    def pod_cidr_writers(self) -> dict[int, tuple[Key, Selector]]:
-        """Per IP family, the Network that writes Node.spec.podCIDRs, and its selector."""
-        found = {}
-        for version, claim in podcidr.writers(self.claims()).items():
-            parsed = self._parse(claim.key)
-            if parsed is not None and parsed[1] is not None:
-                found[version] = (claim.key, parsed[1])
-        return found
 
     def pod_cidrs_given(self, key: Key) -> dict[str, IPNetwork]:
         """The podCIDRs this Network gave: Node -> its subnet, where the Node's podCIDRs hold it."""
@@ -160,26 +122,3 @@ class Engine:
             if node is not None and record.subnet in podcidr.parse(node.pod_cidrs).values():
                 given[record.node] = record.subnet
         return given
-
-    def _parse(self, key: Key) -> _Parsed | None:
-        """A Network's spec, parsed once per generation: (generation, selector or
-        None if invalid, annotation key, pool network or None if invalid,
-        whether it asks to write podCIDRs)."""
-        view = self.network(key)
-        if view is None:
-            return None
-        cached = self._parsed.get(key)
-        if cached is None or cached[0] != view.generation:
-            try:
-                parsed = parse_spec(view.spec)
-                cached = (
-                    view.generation,
-                    parsed.selector,
-                    annotation.key_for(*key),
-                    parsed.pool.network,
-                    parsed.pod_cidrs,
-                )
-            except SpecError:
-                cached = (view.generation, None, annotation.key_for(*key), None, False)
-            self._parsed[key] = cached
-        return cached

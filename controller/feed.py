@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from controller.kube import Api
-from controller.queue import Key
+from controller.metrics import Metrics
 from netpool import records
 from netpool.cache import NodeCache
+from netpool.names import Key
 from netpool.records import RecordStore
 from netpool.views import NodeView, node_view
 
@@ -31,13 +32,14 @@ class Feed:
     def __init__(
         self,
         api: Api,
+        metrics: Metrics,
         logger: logging.Logger,
         request: Callable[[Key], Awaitable[None]],
         affected: Callable[[NodeView | None, NodeView | None], list[Key]],
         relist_every: float,
     ) -> None:
         self.api = api
-        self.metrics = api.metrics
+        self.metrics = metrics
         self.logger = logger
         self._request = request
         self._affected = affected

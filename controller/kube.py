@@ -1,25 +1,21 @@
-"""The few Kubernetes API calls the operator makes: raw JSON over aiohttp.
+"""The few Kubernetes API calls the operator makes, over controller/transport.py.
 
-aiohttp is Kopf's own HTTP stack, so the requests share Kopf's event loop and
-need no worker threads. The login (kubeconfig, or the pod's ServiceAccount)
-comes from the official client's configuration loader. Writes are counted and
-failures counted by resource and status (see controller/metrics.py).
+The login (kubeconfig, or the pod's ServiceAccount) comes from the official
+client's configuration loader. Writes go out only while the operator may
+write: not once it is stopping, and with several replicas only while it
+holds the Lease (controller/lease.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import math
 import os
-import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-import aiohttp
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
@@ -27,28 +23,13 @@ from controller import login
 from controller.config import Config
 from controller.lease import Lease
 from controller.metrics import Metrics
+from controller.transport import Transport
+from netpool.names import API_VERSION, NETWORKS, NODESUBNETS
 
-GROUP, VERSION, PLURAL = "samplecrd.k8s.io", "v1", "networks"
-SUBNETS = f"/apis/{GROUP}/{VERSION}/nodesubnets"
+SUBNETS = f"/apis/{API_VERSION}/{NODESUBNETS}"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _MERGE = "application/merge-patch+json"
 T = TypeVar("T")
-# Requests in flight at once. Each waits on the API server most of its time;
-# thousands of Node patches need many at once.
-CONCURRENCY = 32
-# Connections beyond CONCURRENCY for the Lease's own requests, which take no
-# slot: a renewal queued behind a burst of writes came back after the renew
-# deadline, so the holder kept the Lease renewed (no other replica could take
-# it) while refusing every write of its own (controller/lease.py).
-LEASE_CONNECTIONS = 2
-# How long a reading of the login serves (tokens are rotated in hours and the
-# old one stays valid for a while).
-AUTH_SECONDS = 10.0
-# No request waits forever on a silent connection; a LIST page of kubelet
-# Nodes takes well under this.
-_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-# The annotation of the BOOKMARK that ends a watch's initial events.
-_INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _log = logging.getLogger("network-operator")
 
 
@@ -65,16 +46,6 @@ def load_config() -> kubernetes.client.Configuration:
     # Read $KUBECONFIG now, not when the client library was imported.
     kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
     return kubernetes.client.Configuration.get_default_copy()
-
-
-def _tls(config: kubernetes.client.Configuration) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=config.ssl_ca_cert)
-    if not config.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if config.cert_file:
-        context.load_cert_chain(config.cert_file, config.key_file)
-    return context
 
 
 def _refresh_token(pod: login.InCluster, every: float = 60) -> Callable[[kubernetes.client.Configuration], None]:
@@ -106,17 +77,11 @@ class Api:
     of the CPU it costs through the official client (bench/client.py)."""
 
     def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics, page: int = Config.list_page) -> None:
-        self.config = config
-        self.metrics = metrics
+        self.transport = Transport(config, metrics)
+        self.metrics = metrics  # NodeSubnets made and deleted
         self.page = page  # objects per page of a LIST
         self.fenced = False
         self.lease: Lease | None = None  # with several replicas: held while writing (controller/lease.py)
-        self._tls = _tls(config)
-        self._session: aiohttp.ClientSession | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._auth = ""
-        self._auth_at = -math.inf
 
     def fence(self) -> None:
         """Write nothing more: the operator is stopping and another replica may
@@ -125,145 +90,31 @@ class Api:
         self.fenced = True
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.transport.close()
 
-    def _authorization(self) -> str:
-        """The client's own reading of the login (a kubeconfig token, or the
-        pod's, reread by its refresh hook), taken again every AUTH_SECONDS.
-        Taken for every request, a kubeconfig's refresh hook loads the whole
-        configuration again, proxies from the environment included: a twentieth
-        of the operator's CPU in a burst."""
-        now = time.monotonic()
-        if now - self._auth_at >= AUTH_SECONDS:
-            bearer = self.config.auth_settings().get("BearerToken")
-            self._auth = str(bearer["value"]) if bearer and bearer["value"] else ""
-            self._auth_at = now
-        return self._auth
-
-    def _connection(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
-        """The session of the running loop (made on first use: a session
-        belongs to one loop)."""
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            self._loop = loop
-            connector = aiohttp.TCPConnector(limit=CONCURRENCY + LEASE_CONNECTIONS, ssl=self._tls)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT)
-            self._slots = asyncio.Semaphore(CONCURRENCY)
-        assert self._slots is not None
-        return self._session, self._slots
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, Any]] | None = None,
-        body: Any = None,
-        content_type: str | None = None,
-        accept: str = "application/json",
-        fence: bool = True,
-        answer: bool = True,
-    ) -> Any:
-        """The parsed answer; with `answer=False` only True (the answer to a
-        Node PATCH is the whole Node, some 12 KB, and parsing it cost a tenth
-        of the operator's CPU in a burst). `fence=False` is the Lease's own
-        requests: never refused, and never queued behind other requests."""
-        session, slots = self._connection()
-        async with slots if fence else contextlib.nullcontext():
-            # Checked once a connection is free, just before the request: a write
-            # queued behind others must not go out once the operator stopped or
-            # lost the Lease.
-            if fence and method != "GET" and (self.fenced or (self.lease is not None and not self.lease.valid())):
-                raise Fenced(f"{method} {path}: the operator is stopping or does not hold the Lease")
-            headers = {"Accept": accept}
-            if body is not None:
-                headers["Content-Type"] = content_type or "application/json"
-            authorization = self._authorization()
-            if authorization:
-                headers["Authorization"] = authorization
-            async with session.request(
-                method,
-                self.config.host + path,
-                params=[(k, str(v)) for k, v in query or []],
-                data=json.dumps(body) if body is not None else None,
-                headers=headers,
-            ) as resp:
-                data = await resp.read()
-        if not 200 <= resp.status < 300:
-            error = ApiException(status=resp.status, reason=resp.reason)
-            error.body = data.decode(errors="replace")
-            raise error
-        if not answer:
-            return True
-        return json.loads(data) if data else None
+    def _guard(self, method: str, path: str) -> None:
+        if method != "GET" and (self.fenced or (self.lease is not None and not self.lease.valid())):
+            raise Fenced(f"{method} {path}: the operator is stopping or does not hold the Lease")
 
     async def _call(
         self, resource: str, write: bool, method: str, path: str, expected: int = 404, **kwargs: Any
     ) -> Any:
         """One request; None if it fails with the `expected` status (by
-        default 404: the object is gone)."""
-        if write and self.lease is not None and kwargs.get("fence", True):
+        default 404: the object is gone). A write waits until the Lease is ours."""
+        if write and self.lease is not None:
             async with self.lease.writing():
-                return await self._send(resource, write, method, path, expected, **kwargs)
-        return await self._send(resource, write, method, path, expected, **kwargs)
-
-    async def _send(self, resource: str, write: bool, method: str, path: str, expected: int, **kwargs: Any) -> Any:
-        if write:
-            self.metrics.api_writes.labels(resource).inc()
-        try:
-            return await self._request(method, path, **kwargs)
-        except ApiException as e:
-            if e.status == expected:
-                return None
-            self.metrics.api_errors.labels(resource, str(e.status)).inc()
-            raise
+                return await self.transport.counted(
+                    resource, write, method, path, expected, guard=self._guard, **kwargs
+                )
+        return await self.transport.counted(resource, write, method, path, expected, guard=self._guard, **kwargs)
 
     async def version(self, within: float) -> dict[str, Any]:
         """GET /version, which every authenticated client may read: does the API server answer?"""
-        return cast(dict[str, Any], await asyncio.wait_for(self._request("GET", "/version"), within))
+        return cast(dict[str, Any], await asyncio.wait_for(self.transport.request("GET", "/version"), within))
 
     async def streams_lists(self, within: float = 5) -> bool:
-        """Whether the API server streams a watch's initial state in place of
-        a LIST (`sendInitialEvents`, Kubernetes' watch-list): a watch of
-        Networks that match nothing must end its (empty) initial events with
-        a BOOKMARK that says so. A server without it refuses the parameter,
-        or ignores it and sends no such BOOKMARK."""
-        session, _ = self._connection()
-        query = {
-            "watch": "true",
-            "sendInitialEvents": "true",
-            "resourceVersionMatch": "NotOlderThan",
-            "allowWatchBookmarks": "true",
-            "fieldSelector": "metadata.name=.",  # no object has this name
-            "timeoutSeconds": str(math.ceil(within)),
-        }
-        headers = {"Accept": "application/json"}
-        if authorization := self._authorization():
-            headers["Authorization"] = authorization
-        url = f"{self.config.host}/apis/{GROUP}/{VERSION}/{PLURAL}"
-        try:
-            async with asyncio.timeout(within + 5), session.get(url, params=query, headers=headers) as resp:
-                if resp.status != 200:
-                    return False
-                async for line in resp.content:
-                    event = json.loads(line)
-                    annotations = (event.get("object") or {}).get("metadata", {}).get("annotations") or {}
-                    if event.get("type") == "BOOKMARK" and annotations.get(_INITIAL_EVENTS_END) == "true":
-                        return True
-        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-            _log.warning("could not tell whether the API server streams initial events (%s: %s)", type(e).__name__, e)
-        return False
-
-    async def lease_request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | str | None:
-        """The Lease's own calls: never fenced; None for 404, "conflict" for 409."""
-        try:
-            answer = await self._call("leases", method != "GET", method, path, body=body, fence=False)
-        except ApiException as e:
-            if e.status == 409:
-                return "conflict"
-            raise
-        return cast(dict[str, Any] | None, answer)
+        """Whether the API server streams a watch's initial state in place of a LIST."""
+        return await self.transport.streams_initial_events(f"/apis/{API_VERSION}/{NETWORKS}", within)
 
     async def patch_node(
         self, node: str, annotations: Mapping[str, str | None], pod_cidrs: Sequence[str] = ()
@@ -288,12 +139,12 @@ class Api:
         return cast(dict[str, Any] | None, await self._call("nodes", False, "GET", f"/api/v1/nodes/{node}"))
 
     async def patch_network_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        path = f"/apis/{API_VERSION}/namespaces/{namespace}/{NETWORKS}/{name}/status"
         body = {"status": dict(status)}
         await self._call("networks/status", True, "PATCH", path, body=body, content_type=_MERGE, answer=False)
 
     async def get_network(self, namespace: str, name: str) -> dict[str, Any] | None:
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        path = f"/apis/{API_VERSION}/namespaces/{namespace}/{NETWORKS}/{name}"
         return cast(dict[str, Any] | None, await self._call("networks", False, "GET", path))
 
     async def list_node_metadata(self, view: Callable[[dict[str, Any]], T]) -> list[T]:

@@ -15,9 +15,10 @@ with shorter times so that a killed holder is replaced within 15 s:
   for its `leaseDurationSeconds`, timed on the local monotonic clock, so no
   two machines' clocks are ever compared;
 - a holder that could not renew for RENEW_DEADLINE seconds writes nothing
-  more (its queued writes are refused in the worker thread, before any
-  request) until it holds the Lease again; DURATION - RENEW_DEADLINE leaves
-  the writes already on the wire time to land before anyone may take over.
+  more (a queued write is refused once a connection is free for it, before
+  its request goes out: controller/kube.py) until it holds the Lease again;
+  DURATION - RENEW_DEADLINE leaves the writes already on the wire time to
+  land before anyone may take over.
 
 A replica with nothing to write never writes the Lease, so a resync with
 nothing to do still writes nothing. It reads it every RETRY seconds, though,
@@ -96,7 +97,7 @@ class Lease:
         return time.monotonic() - seen[1] < DURATION
 
     def valid(self) -> bool:
-        """Whether writes may go out now (thread-safe: reads two floats)."""
+        """Whether writes may go out now: held, and renewed within RENEW_DEADLINE."""
         renewed = self._renewed
         return not self._stopped and renewed is not None and time.monotonic() - renewed < RENEW_DEADLINE
 

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 
 from controller import backoff
 from controller.metrics import Metrics
+from netpool.names import Key
 
-Key = tuple[str, str]  # (namespace, name) of a Network
 # reconcile({key: full}) -> for each key, whether it must run again at once (it
 # lost a race for a subnet) or the error that failed it
 Reconcile = Callable[[dict[Key, bool]], Awaitable[dict[Key, bool | Exception]]]

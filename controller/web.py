@@ -41,8 +41,8 @@ def nodes_view(engine: Engine) -> list[dict[str, Any]]:
 
 def networks_view(engine: Engine) -> list[dict[str, Any]]:
     found = []
-    for key in sorted(engine.network_keys()):
-        net = engine.network(key)
+    for key in sorted(engine.networks.keys()):
+        net = engine.networks.get(key)
         if net is None:
             continue
         cond = ready_condition(net.status) or {}

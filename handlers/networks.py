@@ -8,8 +8,8 @@ import kopf
 
 from controller import backoff
 from controller.config import Config
-from controller.engine import Engine, Key
-from controller.kube import GROUP, PLURAL, VERSION
+from controller.engine import Engine
+from netpool.names import GROUP, NETWORKS, VERSION, Key
 from netpool.views import NetworkView, network_view
 
 # Read at import: Kopf fixes a timer's interval when the handler is registered.
@@ -23,19 +23,19 @@ def engine_of(memo: kopf.Memo, kwargs: dict[str, Any]) -> Engine:
     return engine
 
 
-@kopf.index(GROUP, VERSION, PLURAL, id="networks")
+@kopf.index(GROUP, VERSION, NETWORKS, id="networks")
 async def networks_index(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Key, NetworkView]:
     return {(namespace or "", name): network_view(body)}
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL, id="resume")
+@kopf.on.resume(GROUP, VERSION, NETWORKS, id="resume")
 async def resume(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     # At startup every Network resumes: each reconciles itself.
     await engine_of(memo, kwargs).request((namespace or "", name))
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL, id="create")
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="update")
+@kopf.on.create(GROUP, VERSION, NETWORKS, id="create")
+@kopf.on.update(GROUP, VERSION, NETWORKS, field="spec", id="update")
 async def reconcile(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     # A new or changed cidr can start or end an overlap with any other Network.
     await engine_of(memo, kwargs).request_all(first=(namespace or "", name))
@@ -46,7 +46,7 @@ async def reconcile(namespace: str | None, name: str, memo: kopf.Memo, **kwargs:
 @kopf.timer(
     GROUP,
     VERSION,
-    PLURAL,
+    NETWORKS,
     id="resync",
     interval=RESYNC_SECONDS,
     initial_delay=RESYNC_SECONDS,
@@ -56,7 +56,7 @@ async def resync(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: An
     await engine_of(memo, kwargs).request((namespace or "", name), verify=True)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, id="delete")
+@kopf.on.delete(GROUP, VERSION, NETWORKS, id="delete")
 async def delete(
     namespace: str | None,
     name: str,

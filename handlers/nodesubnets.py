@@ -11,10 +11,10 @@ from typing import Any
 
 import kopf
 
-from controller.kube import GROUP, VERSION
 from handlers.networks import engine_of
+from netpool.names import GROUP, NODESUBNETS, VERSION
 
 
-@kopf.on.event(GROUP, VERSION, "nodesubnets", id="nodesubnet-event")
+@kopf.on.event(GROUP, VERSION, NODESUBNETS, id="nodesubnet-event")
 async def nodesubnet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     await engine_of(memo, kwargs).record_event(type, body)

@@ -1,8 +1,9 @@
 """Decide which node keeps, gets or loses which subnet of a pool.
 
 Like kube-controller-manager's cidrset, this is a pure function over state read
-from the cluster: what each node holds now (its annotation), what the Network's
-status last recorded for it, and what other pools hold. It treats "already
+from the cluster: what each node holds now (its NodeSubnet, else its
+annotation), what is remembered of it (its NodeSubnet, else what an older
+version's status recorded), and what is taken elsewhere. It treats "already
 allocated" as success, so running it again on its own output changes nothing.
 """
 
@@ -45,15 +46,18 @@ def plan(
 ) -> Plan:
     """Allocate one subnet of `pool` to each node in `wanted`.
 
-    - `held`: what each node carries now (parsed from its annotation).
-    - `remembered`: what the Network's status recorded; used to give a node back
-      its subnet when its annotation was removed or edited to garbage.
-    - `taken`: subnets held by other pools; never handed out here.
+    - `held`: what each node holds now: its NodeSubnet's subnet, else the one
+      its annotation carries (None: garbage).
+    - `remembered`: its NodeSubnet's subnet, else what an older version's
+      status recorded; gives a node back its subnet when what it holds is
+      unusable.
+    - `taken`: subnets held elsewhere (other pools, other Nodes' annotations,
+      subnets being released); never handed out here.
     - `joined`: when each node joined (its creationTimestamp); missing: first.
 
     A node keeps a subnet it holds if that subnet is one of the pool's and is
     not blocked (gateway, reserved, taken). When two nodes hold the same one,
-    the node the status remembers with it keeps it, else the earlier name.
+    the node that also remembers it keeps it, else the earlier name.
     A node without a usable holding gets back its remembered subnet under the
     same rules, and otherwise the lowest free subnet. The others are served in
     the order they joined, then by name; those left over when the pool is full
@@ -84,7 +88,7 @@ def plan(
     order = sorted(set(wanted))
     used: set[int] = set()
     allocations: dict[str, IPNetwork] = {}
-    # Holdings the status confirms come first, so a hand-copied annotation can
+    # Holdings a memory confirms come first, so a hand-copied annotation can
     # never take a subnet from the node that had it; then other holdings, so a
     # memory never takes away what a node actually carries; then memories.
     confirmed = {n: s for n, s in held.items() if s is not None and remembered.get(n) == s}

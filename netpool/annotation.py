@@ -20,7 +20,9 @@ import json
 import re
 from collections.abc import Mapping
 
-PREFIX = "network.samplecrd.k8s.io/"
+from netpool import names
+
+PREFIX = names.ANNOTATION_PREFIX
 _NAME_MAX = 63
 _CUT = 46
 _NAME_OK = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")

@@ -22,16 +22,14 @@ import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from netpool import annotation
+from netpool import annotation, names
+from netpool.names import API_VERSION, Key
 from netpool.pool import IPNetwork
 
-API_VERSION = "samplecrd.k8s.io/v1"
 KIND = "NodeSubnet"
-LABEL_NETWORK = "samplecrd.k8s.io/network"  # <namespace>.<name>, shortened as the annotation key is
-LABEL_NETWORK_UID = "samplecrd.k8s.io/network-uid"
-LABEL_NODE = "samplecrd.k8s.io/node"  # the Node's name, shortened the same way when too long
-
-Key = tuple[str, str]  # (namespace, name) of a Network
+LABEL_NETWORK = names.LABEL_NETWORK
+LABEL_NETWORK_UID = names.LABEL_NETWORK_UID
+LABEL_NODE = names.LABEL_NODE
 
 
 def name_for(subnet: IPNetwork) -> str:
@@ -62,7 +60,6 @@ class Record:
     subnet: IPNetwork
     node: str
     network: Key
-    gateway: str = ""
     uid: str = ""
     created: str = ""
     node_uid: str = ""  # its owner: a Node of the same name made later is another Node
@@ -121,7 +118,6 @@ def parse(obj: Mapping[str, Any]) -> Record | None:
         subnet=subnet,
         node=spec["node"],
         network=(network.get("namespace") or "", network["name"]),
-        gateway=spec.get("gateway") or "",
         uid=meta.get("uid") or "",
         created=meta.get("creationTimestamp") or "",
     )

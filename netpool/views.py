@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from netpool import annotation
+from netpool.names import API_VERSION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ class NetworkView:
     def object_ref(self) -> dict[str, Any]:
         """Enough of the body to post events about it."""
         return {
-            "apiVersion": "samplecrd.k8s.io/v1",
+            "apiVersion": API_VERSION,
             "kind": "Network",
             "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid},
         }

@@ -221,7 +221,7 @@ def test_a_pod_cidr_set_elsewhere_first_wins_and_is_reported(
     racer = FirstComesElsewhere(api, "10.98.0.0/24")
 
     async def run() -> None:
-        engine = Engine(racer, lambda *_: None, logging.getLogger("race"), relist_every=3600)
+        engine = Engine(racer, Metrics(), lambda *_: None, logging.getLogger("race"), relist_every=3600)
         engine.nodes.put(node_view(node))
         engine.bind({key: [network_view(net)]})
         try:

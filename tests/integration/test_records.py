@@ -278,7 +278,7 @@ def test_the_loser_of_a_create_race_takes_another_subnet(
     async def race() -> None:
         engines = {}
         for name, spy in spies.items():
-            engine = Engine(spy, lambda *_: None, logging.getLogger("race"), relist_every=3600)
+            engine = Engine(spy, Metrics(), lambda *_: None, logging.getLogger("race"), relist_every=3600)
             engine.nodes.put(node_view(nodes[name]))  # each knows only its own Node
             engine.bind({key: [network_view(net)]})
             engines[name] = engine
@@ -324,7 +324,7 @@ def test_a_second_writers_duplicate_is_deleted_and_its_subnet_rests_but_a_record
     spy = Spy()
 
     async def run() -> None:
-        engine = Engine(spy, lambda *_: None, logging.getLogger("dup"), relist_every=3600)
+        engine = Engine(spy, Metrics(), lambda *_: None, logging.getLogger("dup"), relist_every=3600)
         engine.bind({key: [network_view(net)]})
         for made in (older, younger):
             await engine.feed.record_event("ADDED", made)

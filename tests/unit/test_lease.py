@@ -12,8 +12,8 @@ import kubernetes
 import pytest
 from aiohttp import web
 
-from controller import kube
 from controller import lease as lease_module
+from controller import transport
 from controller.kube import Api
 from controller.lease import Lease
 from controller.metrics import Metrics
@@ -174,11 +174,11 @@ def test_the_leases_requests_never_queue_behind_the_writes_it_guards() -> None:
         await site.start()
         port = runner.addresses[0][1]
         api = Api(kubernetes.client.Configuration(host=f"http://127.0.0.1:{port}"), Metrics())
-        writes = [asyncio.create_task(api.patch_node(f"n{i}", {"k": "v"})) for i in range(2 * kube.CONCURRENCY)]
+        writes = [asyncio.create_task(api.patch_node(f"n{i}", {"k": "v"})) for i in range(2 * transport.CONCURRENCY)]
         try:
             await asyncio.sleep(0.2)
             assert not any(w.done() for w in writes)
-            renewed = await asyncio.wait_for(api.lease_request("PUT", PATH, {"metadata": {}}), 5)
+            renewed = await asyncio.wait_for(api.transport.lease_request("PUT", PATH, {"metadata": {}}), 5)
             assert isinstance(renewed, dict)
             assert renewed["metadata"]["resourceVersion"] == "1"
             assert not any(w.done() for w in writes)  # still held up: the renewal did not wait for them

@@ -102,7 +102,6 @@ def test_body_parses_back_into_its_record() -> None:
         subnet=subnet,
         node="node-1",
         network=("team-a", "pods"),
-        gateway="10.244.0.1",
         uid="u1",
         created="2024-01-01T00:00:00Z",
         node_uid="node-uid",

@@ -10,8 +10,9 @@ import pytest
 
 from controller import backoff, queue, relist
 from controller.metrics import Metrics
-from controller.queue import Key, WorkQueue
+from controller.queue import WorkQueue
 from controller.relist import Relister
+from netpool.names import Key
 
 KEY: Key = ("ns", "net")
 

@@ -1,4 +1,4 @@
-"""A round's Node writes (controller/sync.py): one PATCH per Node for every
+"""A round's Node writes (controller/writes.py): one PATCH per Node for every
 Network of the round, and each outcome back to the Networks that wrote it.
 The API is a fake that records its calls; what the API server does with them
 is proven in tests/integration."""
@@ -16,11 +16,11 @@ import pytest
 from controller.feed import Feed
 from controller.kube import Api
 from controller.metrics import Metrics
-from controller.queue import Key
-from controller.sync import Syncer, _Round
+from controller.writes import Writer
 from netpool import annotation
+from netpool.desired import Desired
+from netpool.names import Key
 from netpool.records import Record
-from netpool.views import network_view
 
 N1, N2 = "node-1", "node-2"
 
@@ -45,18 +45,40 @@ class FakeApi:
         return None
 
 
-def syncer(api: FakeApi) -> Syncer:
+def writer(api: FakeApi) -> Writer:
     async def request(key: Key) -> None:
         pass
 
     log = logging.getLogger("test")
-    feed = Feed(cast(Api, api), log, request, lambda old, new: [], relist_every=3600)
-    return Syncer(cast(Api, api), feed, lambda key: None, lambda key: [], dict, lambda *_: None, log)
+    feed = Feed(cast(Api, api), api.metrics, log, request, lambda old, new: [], relist_every=3600)
+    return Writer(cast(Api, api), feed, lambda *_: None, log)
 
 
-def network_round(name: str, writes: dict[str, str | None], cidrs: dict[str, tuple[str, ...]] | None = None) -> _Round:
-    view = network_view({"metadata": {"namespace": "ns", "name": name}})
-    return _Round(view, None, {}, dict, writes, cidrs or {})
+class Round:
+    """One Network's part of a round, and what the writes leave it to do."""
+
+    def __init__(self, name: str, writes: dict[str, str | None], cidrs: dict[str, tuple[str, ...]] | None) -> None:
+        self.key: Key = ("ns", name)
+        self.writes, self.cidrs = writes, cidrs or {}
+        self.moved: dict[str, Record] = {}
+        self.again = False
+        self.released: list[Record] = []
+
+    @property
+    def desired(self) -> Desired:
+        return Desired(lambda now: {}, self.writes, self.cidrs, moved=self.moved)
+
+
+def network_round(name: str, writes: dict[str, str | None], cidrs: dict[str, tuple[str, ...]] | None = None) -> Round:
+    return Round(name, writes, cidrs)
+
+
+def write_round(writer: Writer, rounds: list[Round]) -> dict[Key, Exception]:
+    written = asyncio.run(writer.write_round({r.key: r.desired for r in rounds}))
+    for r in rounds:
+        r.again = r.key in written.again
+        r.released += written.moved[r.key]
+    return written.failed
 
 
 def key(name: str) -> str:
@@ -65,10 +87,10 @@ def key(name: str) -> str:
 
 def test_every_network_of_a_round_shares_one_patch_per_node() -> None:
     api = FakeApi()
-    s = syncer(api)
+    w = writer(api)
     a = network_round("a", {N1: "a1", N2: None}, {N1: ("10.1.0.0/24",)})
     b = network_round("b", {N1: "b1"})
-    failed = asyncio.run(s._write_round([a, b]))
+    failed = write_round(w, [a, b])
     assert failed == {}
     assert sorted(api.patches) == [
         (N1, {key("a"): "a1", key("b"): "b1"}, ("10.1.0.0/24",)),
@@ -76,15 +98,15 @@ def test_every_network_of_a_round_shares_one_patch_per_node() -> None:
     ]
     assert (a.again, b.again) == (False, False)
     # What was written is laid over the cache until the watch shows it.
-    assert s.feed._pending == {key("a"): {N1: "a1", N2: None}, key("b"): {N1: "b1"}}
-    assert s.feed._pending_cidrs == {N1: ("10.1.0.0/24",)}
+    assert w.feed._pending == {key("a"): {N1: "a1", N2: None}, key("b"): {N1: "b1"}}
+    assert w.feed._pending_cidrs == {N1: ("10.1.0.0/24",)}
 
 
 def test_podcidrs_two_writers_disagree_on_keep_the_first_and_send_the_other_round_again() -> None:
     api = FakeApi()
     a = network_round("a", {}, {N1: ("10.1.0.0/24", "fd00::/64")})
     b = network_round("b", {}, {N1: ("fd00::/64", "10.1.0.0/24")})
-    asyncio.run(syncer(api)._write_round([a, b]))
+    write_round(writer(api), [a, b])
     assert api.patches == [(N1, {}, ("10.1.0.0/24", "fd00::/64"))]
     assert (a.again, b.again) == (False, True)
 
@@ -103,10 +125,10 @@ def test_each_nodes_outcome_goes_to_the_networks_that_wrote_to_it(
     api = FakeApi(refuse, fail)
     a = network_round("a", {N1: "a1"})
     b = network_round("b", {N1: "b1", N2: "b2"}, {N2: ("10.2.0.0/24",)})
-    errors = asyncio.run(syncer(api)._write_round([a, b]))
+    errors = write_round(writer(api), [a, b])
     assert {k[1] for k in errors} == failed
     assert all(isinstance(e, ConnectionError) for e in errors.values())
-    assert {r.view.name for r in (a, b) if r.again} == again
+    assert {r.key[1] for r in (a, b) if r.again} == again
 
 
 @pytest.mark.parametrize(
@@ -126,5 +148,5 @@ def test_a_moved_nodes_old_record_goes_only_once_the_node_carries_its_new_subnet
     }
     a = network_round("a", {N1: "a1"})
     a.moved = old
-    asyncio.run(syncer(FakeApi(refuse, fail))._write_round([a]))
+    write_round(writer(FakeApi(refuse, fail)), [a])
     assert {r.node for r in a.released} == released

@@ -1,0 +1,199 @@
+"""The HTTP under the operator's API calls: raw JSON over aiohttp, with the
+official client's login.
+
+aiohttp is Kopf's own HTTP stack, so the requests share Kopf's event loop and
+need no worker threads. Writes are counted and failures counted by resource
+and status (see controller/metrics.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import aiohttp
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from controller.metrics import Metrics
+
+# Requests in flight at once. Each waits on the API server most of its time;
+# thousands of Node patches need many at once.
+CONCURRENCY = 32
+# Connections beyond CONCURRENCY for the Lease's own requests, which take no
+# slot: a renewal queued behind a burst of writes came back after the renew
+# deadline, so the holder kept the Lease renewed (no other replica could take
+# it) while refusing every write of its own (controller/lease.py).
+LEASE_CONNECTIONS = 2
+# How long a reading of the login serves (tokens are rotated in hours and the
+# old one stays valid for a while).
+AUTH_SECONDS = 10.0
+# No request waits forever on a silent connection; a LIST page of kubelet
+# Nodes takes well under this.
+_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+
+# The annotation of the BOOKMARK that ends a watch's initial events.
+_INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+_log = logging.getLogger("network-operator")
+
+Guard = Callable[[str, str], None]  # (method, path): raises if the request must not go out
+
+
+def _tls(config: kubernetes.client.Configuration) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=config.ssl_ca_cert)
+    if not config.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.cert_file:
+        context.load_cert_chain(config.cert_file, config.key_file)
+    return context
+
+
+class Transport:
+    def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self._tls = _tls(config)
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._auth = ""
+        self._auth_at = -math.inf
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _authorization(self) -> str:
+        """The client's own reading of the login (a kubeconfig token, or the
+        pod's, reread by its refresh hook), taken again every AUTH_SECONDS.
+        Taken for every request, a kubeconfig's refresh hook loads the whole
+        configuration again, proxies from the environment included: a twentieth
+        of the operator's CPU in a burst."""
+        now = time.monotonic()
+        if now - self._auth_at >= AUTH_SECONDS:
+            bearer = self.config.auth_settings().get("BearerToken")
+            self._auth = str(bearer["value"]) if bearer and bearer["value"] else ""
+            self._auth_at = now
+        return self._auth
+
+    def _connection(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        """The session of the running loop (made on first use: a session
+        belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._loop = loop
+            connector = aiohttp.TCPConnector(limit=CONCURRENCY + LEASE_CONNECTIONS, ssl=self._tls)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT)
+            self._slots = asyncio.Semaphore(CONCURRENCY)
+        assert self._slots is not None
+        return self._session, self._slots
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        accept: str = "application/json",
+        guard: Guard | None = None,
+        answer: bool = True,
+        slotted: bool = True,
+    ) -> Any:
+        """The parsed answer; with `answer=False` only True (the answer to a
+        Node PATCH is the whole Node, some 12 KB, and parsing it cost a tenth
+        of the operator's CPU in a burst). `slotted=False` is the Lease's own
+        requests: never queued behind other requests."""
+        session, slots = self._connection()
+        async with slots if slotted else contextlib.nullcontext():
+            # Checked once a connection is free, just before the request: a write
+            # queued behind others must not go out once the operator stopped or
+            # lost the Lease.
+            if guard is not None:
+                guard(method, path)
+            headers = {"Accept": accept}
+            if body is not None:
+                headers["Content-Type"] = content_type or "application/json"
+            authorization = self._authorization()
+            if authorization:
+                headers["Authorization"] = authorization
+            async with session.request(
+                method,
+                self.config.host + path,
+                params=[(k, str(v)) for k, v in query or []],
+                data=json.dumps(body) if body is not None else None,
+                headers=headers,
+            ) as resp:
+                data = await resp.read()
+        if not 200 <= resp.status < 300:
+            error = ApiException(status=resp.status, reason=resp.reason)
+            error.body = data.decode(errors="replace")
+            raise error
+        if not answer:
+            return True
+        return json.loads(data) if data else None
+
+    async def streams_initial_events(self, path: str, within: float) -> bool:
+        """Whether the API server streams a watch's initial state in place of
+        a LIST (`sendInitialEvents`, Kubernetes' watch-list): a watch of the
+        collection at `path` that matches nothing must end its (empty)
+        initial events with a BOOKMARK that says so. A server without it
+        refuses the parameter, or ignores it and sends no such BOOKMARK."""
+        session, _ = self._connection()
+        query = {
+            "watch": "true",
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "fieldSelector": "metadata.name=.",  # no object has this name
+            "timeoutSeconds": str(math.ceil(within)),
+        }
+        headers = {"Accept": "application/json"}
+        if authorization := self._authorization():
+            headers["Authorization"] = authorization
+        try:
+            async with (
+                asyncio.timeout(within + 5),
+                session.get(self.config.host + path, params=query, headers=headers) as resp,
+            ):
+                if resp.status != 200:
+                    return False
+                async for line in resp.content:
+                    event = json.loads(line)
+                    annotations = (event.get("object") or {}).get("metadata", {}).get("annotations") or {}
+                    if event.get("type") == "BOOKMARK" and annotations.get(_INITIAL_EVENTS_END) == "true":
+                        return True
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            _log.warning("could not tell whether the API server streams initial events (%s: %s)", type(e).__name__, e)
+        return False
+
+    async def counted(self, resource: str, write: bool, method: str, path: str, expected: int, **kwargs: Any) -> Any:
+        """One request, counted; None if it fails with the `expected` status."""
+        if write:
+            self.metrics.api_writes.labels(resource).inc()
+        try:
+            return await self.request(method, path, **kwargs)
+        except ApiException as e:
+            if e.status == expected:
+                return None
+            self.metrics.api_errors.labels(resource, str(e.status)).inc()
+            raise
+
+    async def lease_request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | str | None:
+        """The Lease's own calls (controller/lease.py): never guarded; None for 404, "conflict" for 409."""
+        try:
+            answer = await self.counted("leases", method != "GET", method, path, 404, body=body, slotted=False)
+        except ApiException as e:
+            if e.status == 409:
+                return "conflict"
+            raise
+        return cast(dict[str, Any] | None, answer)
