@@ -13,6 +13,8 @@ import ipaddress
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -264,3 +266,35 @@ def test_a_deleted_node_loses_its_nodesubnet_and_flannel_lease_and_the_others_ke
     ok, failed, logs = steady_count(world, "steady")
     assert failed == 0, logs[-2000:]
     print(f"\nsteady client from before the move to the end: {ok} answers, {failed} failures")
+
+
+# A connection to outside addresses, of each family: what it fails with.
+CONNECT_OUT = """
+import socket
+for family, address in ((socket.AF_INET, ("192.0.2.1", 80)), (socket.AF_INET6, ("2001:db8::1", 80))):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        try:
+            s.connect(address)
+            print("connected", address)
+        except OSError as e:
+            print(e.strerror)
+"""
+
+
+def test_no_route_out_of_any_namespace_of_the_cluster(world: World) -> None:
+    """The control plane's namespace (this one), the segment's and each
+    node's: no default route, and connections to outside addresses fail."""
+    namespaces = [None, harness.SEGMENT, *(node.netns for node in world.nodes.values())]
+    for netns in namespaces:
+        enter = ["nsenter", f"--net=/run/netns/{netns}"] if netns else []
+        routes = json.loads(
+            subprocess.run(
+                [*enter, "ip", "-j", "route", "show", "table", "all"], capture_output=True, check=True
+            ).stdout
+        )
+        assert not [r for r in routes if r.get("dst") in ("default", "0.0.0.0/0", "::/0")], (netns, routes)
+        said = subprocess.run(
+            [*enter, sys.executable, "-P", "-c", CONNECT_OUT], capture_output=True, text=True, check=True
+        ).stdout
+        assert said.splitlines() == ["Network is unreachable"] * 2, (netns, said)
