@@ -21,7 +21,7 @@ E2E_ARGS    ?=
 help:
 	@echo "make run           the operator with a local control plane (or \$$KUBECONFIG) and demo Nodes"
 	@echo "make test          lint, unit, integration and (as root) end-to-end tests: what CI runs"
-	@echo "make e2e           the chart on a real node (kubelet, containerd), as root"
+	@echo "make e2e           the chart on a real node, then a cluster of nodes on flannel (kubelet, containerd), as root"
 	@echo "make e2e-clean     remove what a killed make e2e left behind"
 	@echo "make cluster-up    start etcd + kube-apiserver + kube-controller-manager in CLUSTER_DIR"
 	@echo "make cluster-down  stop it and remove CLUSTER_DIR"
@@ -90,9 +90,14 @@ e2e-packages:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The single node (the chart's life on it), then the cluster of nodes on flannel.
 e2e: venv e2e-packages
-	@bin=$$(controlplane/build.sh node) && images=$$(tests/e2e/images.sh "$$bin") && \
-	$(BIN)/python -P tests/e2e/node.py run "$$bin" "$$images" -- $(BIN)/pytest tests/e2e $(E2E_ARGS)
+	@bin=$$(controlplane/build.sh node) && flannel=$$(tests/e2e/flannel/build.sh) && \
+	images=$$(tests/e2e/images.sh "$$bin" "$$flannel") && \
+	$(BIN)/python -P tests/e2e/node.py run "$$bin" "$$images" -- \
+	  $(BIN)/pytest tests/e2e/test_chart_on_a_node.py $(E2E_ARGS) && \
+	$(BIN)/python -P tests/e2e/cluster.py run "$$bin" "$$images" -- \
+	  $(BIN)/pytest tests/e2e/test_flannel_cluster.py $(E2E_ARGS)
 
 e2e-clean:
 	$(PYTHON) -P tests/e2e/node.py clean

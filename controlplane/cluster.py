@@ -148,6 +148,9 @@ class Cluster:
         self.bin = bin_dir or build()
         self.detach = detach
         self.node_ip = node_ip
+        # With a CIDR, kube-controller-manager's node IPAM gives Nodes their
+        # podCIDRs from it (--allocate-node-cidrs), as most clusters start.
+        self.allocate_node_cidrs: str | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.token = ""
         self.port = 0
@@ -261,15 +264,23 @@ class Cluster:
             f"--secure-port={free_port()}",
             "--leader-elect=false",
             # Garbage collection, namespace deletion, default ServiceAccounts and
-            # their tokens; never node IPAM, which is what the operator does.
-            # The node-lifecycle controller (node Ready taints) only with a node.
-            "--controllers=*,-node-ipam-controller" + ("" if self.node_ip else ",-node-lifecycle-controller"),
-            "--allocate-node-cidrs=false",
+            # their tokens; node IPAM, which is what the operator does, only
+            # when asked. The node-lifecycle controller (node Ready taints)
+            # only with a node.
+            "--controllers=*"
+            + ("" if self.allocate_node_cidrs else ",-node-ipam-controller")
+            + ("" if self.node_ip else ",-node-lifecycle-controller"),
+            *self._node_ipam_args(),
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=true",
             "--profiling=false",
         ]
+
+    def _node_ipam_args(self) -> list[str]:
+        if not self.allocate_node_cidrs:
+            return ["--allocate-node-cidrs=false"]
+        return ["--allocate-node-cidrs=true", f"--cluster-cidr={self.allocate_node_cidrs}", "--node-cidr-mask-size=24"]
 
     def _scheduler_args(self) -> list[str]:
         return [

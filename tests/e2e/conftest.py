@@ -2,7 +2,8 @@
 ($E2E_NODE), and the command-line tools a user would run against it.
 
 These tests run only inside `make e2e` (as root); anywhere else the node
-fixture fails and says so.
+fixture fails and says so. The cluster's tests (test_flannel_cluster.py)
+start their own nodes inside tests/e2e/cluster.py's segment.
 """
 
 from __future__ import annotations
@@ -19,18 +20,11 @@ import pytest
 
 
 @dataclass(frozen=True)
-class Node:
-    name: str
-    ip: str
+class Tools:
+    """kubectl and helm, as admin of the cluster."""
+
     kubeconfig: Path
-    audit_log: Path
     bin: Path
-    containerd: Path
-    cni_conf_dir: Path  # containerd's conf_dir: empty until the Node has a podCIDR
-    cni_template: Path  # containerd's conf_template
-    cni_rendered: Path  # what containerd renders from it into cni_conf_dir
-    cni_bridge: str
-    service_ip: str
 
     def run(
         self, tool: str, *args: str, check: bool = True, input: str | None = None
@@ -56,6 +50,19 @@ class Node:
     def get(self, *args: str) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json").stdout)
         return found
+
+
+@dataclass(frozen=True)
+class Node(Tools):
+    name: str
+    ip: str
+    audit_log: Path
+    containerd: Path
+    cni_conf_dir: Path  # containerd's conf_dir: empty until the Node has a podCIDR
+    cni_template: Path  # containerd's conf_template
+    cni_rendered: Path  # what containerd renders from it into cni_conf_dir
+    cni_bridge: str
+    service_ip: str
 
     def ctr(self, *args: str) -> str:
         done = subprocess.run(

@@ -1,7 +1,8 @@
-"""What the end-to-end node (tests/e2e/node.py) makes on the host outside
-the work tree, and how each piece is removed: its cgroups, its mounts, the
-kernel settings the kubelet changes, and what the kubelet, containerd and CNI
-leave at fixed paths. `clean()` removes all of it, after a run and at the
+"""What the end-to-end nodes (tests/e2e/node.py, tests/e2e/cluster.py) make
+on the host outside the work tree, and how each piece is removed: cgroups,
+mounts, named network namespaces, the mount points the cluster's nodes bind
+over, the kernel settings the kubelet changes, and what the kubelet,
+containerd and CNI leave at fixed paths. `clean()` removes all of it, after a run and at the
 start of the next one (a killed run leaves things behind); `make e2e-clean`
 calls it too. Standard library only: `make e2e-clean` runs it with the
 system's Python.
@@ -16,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -33,6 +35,12 @@ KUBELET_FIXED = Path("/var/lib/kubelet")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
 CNI_CACHE = Path("/var/lib/cni")
 SHIM_SOCKETS = Path("/run/containerd")
+# Paths the nodes of tests/e2e/cluster.py each bind a folder of their own
+# over, in a mount namespace of their own: their mount points are made on the
+# host when missing (and removed again), nothing is written into them here.
+NODE_BINDS = [Path(p) for p in ("/etc/cni/net.d", "/opt/cni/bin", "/run/flannel", "/var/lib/cni", "/var/lib/kubelet")]
+# A file kube-flannel.yml mounts from the host (FileOrCreate): iptables' lock.
+XTABLES_LOCK = Path("/run/xtables.lock")
 
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
@@ -54,14 +62,17 @@ def check_cgroups() -> None:
         )
 
 
-def make_cgroups() -> Path:
-    """The kubelet's cgroupRoot in every hierarchy, and a freezer cgroup for the daemons."""
+def make_cgroups(node: str = "") -> Path:
+    """The kubelet's cgroupRoot in every hierarchy (/NAME, or /NAME/<node>
+    for one of several nodes), and a freezer cgroup for the daemons in it."""
+    path = Path(NAME) / node
     for h in hierarchies():
-        (h / NAME).mkdir(exist_ok=True)
-        if h.name == "cpuset":  # an empty cpuset takes no process
-            for f in ("cpuset.cpus", "cpuset.mems"):
-                (h / NAME / f).write_text((h / f).read_text())
-    daemons = FREEZER / "daemons"
+        for parent in (Path(NAME), path):
+            (h / parent).mkdir(exist_ok=True)
+            if h.name == "cpuset":  # an empty cpuset takes no process
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    (h / parent / f).write_text((h / f).read_text())
+    daemons = CGROUPS / "freezer" / path / "daemons"
     daemons.mkdir(exist_ok=True)
     return daemons
 
@@ -74,28 +85,28 @@ def _cgroup_pids(root: Path) -> list[int]:
     return pids
 
 
-def kill_cgroup_tree() -> None:
-    """Freeze every process under the freezer cgroup (so none can fork away),
-    SIGKILL them all, thaw, and wait until they are gone."""
-    if not FREEZER.exists():
+def kill_cgroup_tree(root: Path = FREEZER) -> None:
+    """Freeze every process under the freezer cgroup `root` (so none can fork
+    away), SIGKILL them all, thaw, and wait until they are gone."""
+    if not root.exists():
         return
-    state = FREEZER / "freezer.state"
+    state = root / "freezer.state"
     state.write_text("FROZEN")
     deadline = time.monotonic() + 10
     while state.read_text().strip() != "FROZEN" and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in _cgroup_pids(FREEZER):
+    for pid in _cgroup_pids(root):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     state.write_text("THAWED")
     deadline = time.monotonic() + 30
-    while (left := _cgroup_pids(FREEZER)) and time.monotonic() < deadline:
+    while (left := _cgroup_pids(root)) and time.monotonic() < deadline:
         for pid in left:  # our own children: reap them
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     if left:
-        raise RuntimeError(f"processes {left} in {FREEZER} survived SIGKILL")
+        raise RuntimeError(f"processes {left} in {root} survived SIGKILL")
 
 
 def remove_cgroups() -> None:
@@ -167,6 +178,47 @@ def restore_sysctls() -> None:
         saved.unlink()
 
 
+# --- the cluster's nodes ------------------------------------------------------------
+
+
+def make_mount_points() -> None:
+    """NODE_BINDS on the host, noting in RUN which folders (and whether the
+    xtables lock) this made, for remove_mount_points."""
+    made: list[str] = []
+    for path in NODE_BINDS:
+        missing = [p for p in [path, *path.parents] if not p.exists()]
+        path.mkdir(parents=True, exist_ok=True)
+        made += [str(p) for p in missing]
+    if not XTABLES_LOCK.exists():
+        made.append(str(XTABLES_LOCK))
+    saved = RUN / "made-on-host.json"
+    before = json.loads(saved.read_text()) if saved.exists() else []
+    saved.write_text(json.dumps(sorted(set(before + made), key=lambda p: -len(Path(p).parts))))
+
+
+def remove_mount_points() -> None:
+    saved = RUN / "made-on-host.json"
+    if not saved.exists():
+        return
+    for path in map(Path, json.loads(saved.read_text())):  # deepest first
+        if path == XTABLES_LOCK:
+            path.unlink(missing_ok=True)
+        else:
+            _rmdir_empty(path, path)
+    saved.unlink()
+
+
+def network_namespaces() -> list[str]:
+    """The named network namespaces of a run: NAME-<something>."""
+    names = Path("/run/netns")
+    return sorted(p.name for p in names.iterdir() if p.name.startswith(f"{NAME}-")) if names.is_dir() else []
+
+
+def remove_network_namespaces() -> None:
+    for name in network_namespaces():
+        subprocess.run(["ip", "netns", "delete", name], check=True, capture_output=True)
+
+
 # --- fixed paths -------------------------------------------------------------------
 
 
@@ -223,9 +275,11 @@ def clean() -> None:
     work tree, and its state folder."""
     kill_cgroup_tree()
     unmount_all(STATE, RUN, KUBELET_FIXED)
+    remove_network_namespaces()
     remove_cgroups()
     if RUN.exists():
         restore_sysctls()
+        remove_mount_points()
         remove_tree(RUN)
     remove_tree(STATE)
     clean_fixed_paths()

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Builds the images the end-to-end node runs, without a registry, into
+# Builds the images the end-to-end nodes run, without a registry, into
 #   $E2E_CACHE/images/{operator,pause}.tar   (docker archives for `ctr images import`)
+#   $E2E_CACHE/images/flannel.tar            (with a second argument)
 #
 # - the operator image from ./Dockerfile, unchanged, as `docker build` would;
 # - its base (the Dockerfile's FROM) made here from Debian packages with
 #   mmdebstrap: Debian's Python 3.11 with venv and the user tools the
 #   Dockerfile calls, under the name the Dockerfile expects;
 # - a pause image for pod sandboxes: the static `pause` binary built by
-#   controlplane/build.sh node.
+#   controlplane/build.sh node;
+# - with the bin folder of tests/e2e/flannel/build.sh: flannel's two images,
+#   laid out as upstream's: localhost/flannel:<version> with /opt/bin/flanneld
+#   and /opt/bin/install-conf on Debian's iptables (flanneld runs it for
+#   --ip-masq), and localhost/flannel-cni-plugin:<version> with /flannel,
+#   which its init container copies with `cp`.
 #
 # Images live in a buildah store of their own under $E2E_CACHE, so the
 # Dockerfile's layers are reused between runs: only changed steps rebuild.
-# Usage: images.sh <bin folder of controlplane/build.sh node>
+# Usage: images.sh <bin folder of controlplane/build.sh node> [<bin folder of tests/e2e/flannel/build.sh>]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$1
@@ -53,6 +59,36 @@ mounts=()
 for f in /etc/ssl/certs/ca-certificates.crt /etc/pip.conf; do
   [ -f "$f" ] && mounts+=(--volume "$f:$f:ro")
 done
+if [ -n "${2:-}" ]; then
+  fbin=$2
+  version=$(basename "$(dirname "$fbin")")  # <flannel version>-<plugins version>
+  flannel=localhost/flannel:${version%-*} plugin=localhost/flannel-cni-plugin:${version#*-}
+  if ! buildah inspect --type image localhost/flannel-base:bookworm >/dev/null 2>&1; then
+    echo "images: flannel's base from Debian bookworm (iptables)..." >&2
+    rootfs="$out/.flannel-rootfs.tar"
+    mmdebstrap --quiet --variant=minbase --include=iptables bookworm "$rootfs" "$mirror" </dev/null
+    ctr=$(buildah from scratch)
+    buildah add --quiet "$ctr" "$rootfs" / >/dev/null
+    buildah commit --quiet --rm "$ctr" localhost/flannel-base:bookworm >/dev/null
+    rm -f "$rootfs"
+  fi
+  if [ ! -s "$out/flannel.tar" ] || [ "$fbin/flanneld" -nt "$out/flannel.tar" ]; then
+    echo "images: $flannel, $plugin..." >&2
+    ctr=$(buildah from --pull=never localhost/flannel-base:bookworm)
+    buildah copy --quiet "$ctr" "$fbin/flanneld" "$fbin/install-conf" /opt/bin/ >/dev/null
+    buildah config --entrypoint '["/opt/bin/flanneld"]' "$ctr"
+    buildah commit --quiet --rm "$ctr" "$flannel" >/dev/null
+    ctr=$(buildah from --pull=never localhost/flannel-base:bookworm)
+    buildah copy --quiet "$ctr" "$fbin/flannel" /flannel >/dev/null
+    buildah commit --quiet --rm "$ctr" "$plugin" >/dev/null
+    rm -f "$out/flannel.tar"
+    buildah push --quiet "$flannel" "docker-archive:$out/.flannel.tar:$flannel"
+    buildah push --quiet "$plugin" "docker-archive:$out/.flannel-cni-plugin.tar:$plugin"
+    mv "$out/.flannel-cni-plugin.tar" "$out/flannel-cni-plugin.tar"
+    mv "$out/.flannel.tar" "$out/flannel.tar"
+  fi
+fi
+
 echo "images: operator from Dockerfile..." >&2
 buildah bud --quiet --layers --pull=never --isolation=chroot "${mounts[@]}" \
   --tag localhost/network-operator:0.1.0 --file "$root/Dockerfile" "$root" >/dev/null
