@@ -58,7 +58,13 @@ def keep_pod_logs(stop: threading.Event) -> None:
     """Copy the containers' logs to LOGS as they grow: the kubelet deletes
     a pod's logs with the pod, and a failure is often about a pod gone."""
     while not stop.wait(1):
-        for path in STATE.glob("**/pod-logs/*/*/*.log"):
+        try:
+            # A node's own (the single node's is STATE itself); not "**": that
+            # walks containerd's snapshots too, which vanish while it walks.
+            found = [*STATE.glob("pod-logs/*/*/*.log"), *STATE.glob("*/pod-logs/*/*/*.log")]
+        except OSError:
+            continue  # a pod's folder went away meanwhile: look again in a second
+        for path in found:
             with contextlib.suppress(OSError):
                 target = LOGS / path.relative_to(STATE)
                 if not target.exists() or target.stat().st_size != path.stat().st_size:
