@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from controller.config import Config  # noqa: E402
 from controlplane.cluster import Cluster, build  # noqa: E402
+from tests.integration import faults  # noqa: E402
 from tests.integration.faults import Fault, FaultProxy  # noqa: E402
 from tests.integration.support import (  # noqa: E402
     CHART,
@@ -174,7 +175,7 @@ def expired_token(tc: KubeCluster, local: Cluster, api: pykube.HTTPClient, work:
         with operator(work, "token-first", proxy.kubeconfig):
             wait_for("served", converged(api, "token", set(nodes)), timeout=60)
         held = threading.Event()
-        page = proxy.add(Fault(lambda seen: seen.path == "/api/v1/nodes" and "continue" in seen.query, hold=held))
+        page = proxy.add(Fault(faults.nodes("page"), hold=held))
         local.kill("kube-controller-manager")  # its garbage collector would release them too
         try:
             with operator(work, "token", proxy.kubeconfig, NETWORK_LIST_PAGE="5") as proc:

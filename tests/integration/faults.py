@@ -196,3 +196,23 @@ def _status(code: int) -> web.Response:
     }
     headers = {"Retry-After": "1"} if code == 429 else {}
     return web.Response(status=code, text=json.dumps(body), content_type="application/json", headers=headers)
+
+
+def nodes(kind: str) -> Callable[[Seen], bool]:
+    """Requests for the collection of Nodes: `watch` (Kopf's watch, its streamed
+    initial events included), `kopf-list` (Kopf's unpaged LIST, on an API server
+    that does not stream initial events), `list` (the operator's own LIST, any
+    page) and `page` (a later page of it: it carries a continue token)."""
+
+    def match(seen: Seen) -> bool:
+        if seen.method != "GET" or seen.path != "/api/v1/nodes":
+            return False
+        paged = "limit" in seen.query
+        return {
+            "watch": seen.watch,
+            "kopf-list": not seen.watch and not paged,
+            "list": not seen.watch and paged,
+            "page": not seen.watch and "continue" in seen.query,
+        }[kind]
+
+    return match

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pykube
@@ -22,33 +22,13 @@ import pytest
 
 from controller.kube import Api
 from tests.integration.conftest import NodeFactory
-from tests.integration.faults import Fault, FaultProxy, Seen
+from tests.integration.faults import Fault, FaultProxy, nodes
 from tests.integration.support import KubeCluster, converged, make_network, running_operator, wait_for
 
 # Only the fast path may pass: no resync comes to the rescue within the waits.
 SLOW_RESYNC = {"NETWORK_RESYNC_SECONDS": "600", "NETWORK_RELIST_SECONDS": "600"}
 # "served within 5 s of the resume" (the issue's bound), on a loaded 2-core machine a little more.
 RESUMED_WITHIN = 5
-
-
-def nodes(kind: str) -> Callable[[Seen], bool]:
-    """Requests for the collection of Nodes: `watch` (Kopf's watch, its streamed
-    initial events included), `kopf-list` (Kopf's unpaged LIST, on an API server
-    that does not stream initial events), `list` (the operator's own LIST, any
-    page) and `page` (a later page of it: it carries a continue token)."""
-
-    def match(seen: Seen) -> bool:
-        if seen.method != "GET" or seen.path != "/api/v1/nodes":
-            return False
-        paged = "limit" in seen.query
-        return {
-            "watch": seen.watch,
-            "kopf-list": not seen.watch and not paged,
-            "list": not seen.watch and paged,
-            "page": not seen.watch and "continue" in seen.query,
-        }[kind]
-
-    return match
 
 
 @pytest.fixture
