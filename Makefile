@@ -107,7 +107,7 @@ e2e: venv e2e-packages
 e2e-clean:
 	$(PYTHON) -P tests/e2e/node.py clean
 
-# About 30 minutes on 2 cores: see README.md "Performance".
+# About 15 minutes on 2 cores, and more for BENCH_BIG: see README.md "Performance".
 bench: venv controlplane
 	$(BIN)/python bench/run.py --pool "$(BENCH_NODES)" --joins "$(BENCH_JOINS)" --burst "$(BENCH_BURST)" \
 	  --grid "$(BENCH_GRID)" --resync $(BENCH_RESYNC) --big "$(BENCH_BIG)"
