@@ -9,6 +9,9 @@ PYTEST_ARGS ?=
 BENCH_NODES ?= 1000 5000
 BENCH_GRID  ?= 5000x10
 BENCH_RESYNC ?= 10
+BENCH_JOINS ?= 20x120
+BENCH_BURST ?= 1000
+BENCH_BIG   ?= 50000x1
 
 # What the end-to-end node needs from Debian: container runtime, CNI plugins,
 # the image builder and the base image's bootstrapper.
@@ -16,7 +19,7 @@ NODE_PACKAGES := containerd runc containernetworking-plugins buildah mmdebstrap 
 E2E_ARGS    ?=
 
 .PHONY: help venv controlplane monitoring-tools controlplane-clean cluster-up cluster-down run test lint unit integration fmt bench \
-	e2e e2e-packages e2e-clean bench-recovery bench-profile
+	e2e e2e-packages e2e-clean bench-recovery bench-profile bench-joins
 
 help:
 	@echo "make run           the operator with a local control plane (or \$$KUBECONFIG) and demo Nodes"
@@ -27,7 +30,9 @@ help:
 	@echo "make cluster-down  stop it and remove CLUSTER_DIR"
 	@echo "make controlplane  build the control plane binaries (once; cached)"
 	@echo "make monitoring-tools  build promtool and fetch prometheus-operator's CRDs (once; cached)"
-	@echo "make bench         every benchmark, one table next to the targets (BENCH_NODES=\"1000 5000\" BENCH_GRID=5000x10 BENCH_RESYNC=10)"
+	@echo "make bench         every benchmark, one table next to the targets (BENCH_NODES=\"1000 5000\" BENCH_JOINS=20x120"
+	@echo "                   BENCH_BURST=1000 BENCH_GRID=5000x10 BENCH_RESYNC=10 BENCH_BIG=50000x1; an empty one is left out)"
+	@echo "make bench-joins   Node-join latency only, the operator against kube-controller-manager (BENCH_JOINS, BENCH_BURST)"
 	@echo "make bench-profile the burst, idle and heartbeats at BENCH_GRID under py-spy, into .cluster/profile"
 	@echo "make bench-recovery  recovery times after an API server restart, a watch gap, an expired continue token, a lost replica"
 
@@ -102,9 +107,13 @@ e2e: venv e2e-packages
 e2e-clean:
 	$(PYTHON) -P tests/e2e/node.py clean
 
-# About 20 minutes on 2 cores: see README.md "Performance".
+# About 15 minutes on 2 cores, and more for BENCH_BIG: see README.md "Performance".
 bench: venv controlplane
-	$(BIN)/python bench/run.py --pool "$(BENCH_NODES)" --grid $(BENCH_GRID) --resync $(BENCH_RESYNC)
+	$(BIN)/python bench/run.py --pool "$(BENCH_NODES)" --joins "$(BENCH_JOINS)" --burst "$(BENCH_BURST)" \
+	  --grid "$(BENCH_GRID)" --resync $(BENCH_RESYNC) --big "$(BENCH_BIG)"
+
+bench-joins: venv controlplane
+	$(BIN)/python bench/joins.py --steady "$(or $(BENCH_JOINS),0x0)" --burst "$(or $(BENCH_BURST),0)"
 
 # py-spy is installed here only, on demand: no test needs it.
 bench-profile: venv controlplane

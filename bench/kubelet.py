@@ -289,31 +289,56 @@ async def _bounded(job: Callable[[int], Awaitable[None]], items: Iterable[int], 
     await asyncio.gather(*(one(i) for i in items))
 
 
+async def register(api: Client, i: int) -> None:
+    """Node i joins as a kubelet registers: its POST, then its first status."""
+    status = await api.call("POST", "/api/v1/nodes", node_object(i))
+    if status not in (201, 409):
+        raise RuntimeError(f"creating {node_name(i)}: HTTP {status}")
+    status = await api.call(
+        "PATCH",
+        f"/api/v1/nodes/{node_name(i)}/status",
+        {"status": node_status(i, time.time())},
+        "application/strategic-merge-patch+json",
+    )
+    if status != 200:
+        raise RuntimeError(f"reporting the status of {node_name(i)}: HTTP {status}")
+
+
 def create_nodes(kubeconfig: Path, token: str, nodes: range) -> float:
     """Register each Node and report its first status, as a kubelet does;
     CONCURRENCY kubelets at a time. Returns the seconds it took."""
 
     async def run() -> None:
         async with Client(kubeconfig, token) as api:
-
-            async def register(i: int) -> None:
-                status = await api.call("POST", "/api/v1/nodes", node_object(i))
-                if status not in (201, 409):
-                    raise RuntimeError(f"creating {node_name(i)}: HTTP {status}")
-                status = await api.call(
-                    "PATCH",
-                    f"/api/v1/nodes/{node_name(i)}/status",
-                    {"status": node_status(i, time.time())},
-                    "application/strategic-merge-patch+json",
-                )
-                if status != 200:
-                    raise RuntimeError(f"reporting the status of {node_name(i)}: HTTP {status}")
-
-            await _bounded(register, nodes, CONCURRENCY)
+            await _bounded(lambda i: register(api, i), nodes, CONCURRENCY)
 
     started = time.monotonic()
     asyncio.run(run())
     return time.monotonic() - started
+
+
+def join_at_rate(kubeconfig: Path, token: str, nodes: range, per_second: float) -> float:
+    """Node k of the range starts to register at t0 + k/per_second, whenever
+    the ones before it finish (as kubelets of new machines do, each on its
+    own): a schedule that does not drift. Returns the most a registration
+    started after its turn, in seconds."""
+
+    async def run() -> float:
+        late = 0.0
+        async with Client(kubeconfig, token) as api:
+            joining = []
+            started = time.monotonic()
+            for k, i in enumerate(nodes):
+                due = started + k / per_second
+                now = time.monotonic()
+                if due > now:
+                    await asyncio.sleep(due - now)
+                late = max(late, time.monotonic() - due)
+                joining.append(asyncio.create_task(register(api, i)))
+            await asyncio.gather(*joining)
+        return late
+
+    return asyncio.run(run())
 
 
 @dataclass

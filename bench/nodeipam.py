@@ -17,11 +17,14 @@ sides write the same field and are done by the same test.
 Each time is from the process's start (Python and Kopf's start-up, about
 2 s, included) to the moment a watch sees the last Node done. CPU seconds and
 peak resident memory (VmHWM) are the process's own, from /proc; writes are
-from the API server's audit log.
+from the API server's audit log. CPU is also read when the process logs
+that its start-up is done (STARTED), before its first allocation: the
+start-up's share, the rest is the allocations'.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -38,6 +41,7 @@ from bench.kubelet import create_nodes  # noqa: E402
 from bench.support import (  # noqa: E402
     ADMIN,
     NodesDone,
+    StartupCPU,
     cluster_with_crds,
     control_plane_cpu,
     cpu_seconds,
@@ -53,6 +57,10 @@ ANNOTATION = "network.samplecrd.k8s.io/default.bench"
 # Whether this version of the operator can write Node.spec.podCIDRs.
 POD_CIDRS = "podCIDRs" in (ROOT / "crds" / "network.yaml").read_text()
 TIMEOUT = 600.0
+# What each allocator logs once its start-up is done (its caches filled) and
+# it begins to allocate: the end of the operator's startup handler, the
+# start of the peer's CIDR allocator.
+STARTED = {"operator": "Activity 'configure' succeeded.", "kcm": "Starting range CIDR allocator"}
 
 
 def network(pod_cidrs: bool) -> dict[str, Any]:
@@ -76,6 +84,11 @@ class Run:
     rss: float
     writes: int
     control: float  # CPU seconds of the API server and etcd meanwhile
+    startup_cpu: float = math.nan  # CPU seconds when its start-up was done
+
+    def per_thousand(self, allocations: int) -> float:
+        """CPU seconds per 1,000 allocations, start-up aside."""
+        return (self.cpu - self.startup_cpu) / allocations * 1000
 
 
 def has_subnet(node: dict[str, Any]) -> bool:
@@ -105,6 +118,8 @@ def race(
         with log.open("wb") as out:
             env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    startup = StartupCPU(proc, log, STARTED["operator" if cmd is None else "kcm"])
+    startup.start()
     try:
         finished = watch.wait_for(proc, log, TIMEOUT)
         cpu, rss = cpu_seconds(proc.pid), peak_rss_mib(proc.pid)
@@ -113,7 +128,8 @@ def race(
         stop(proc)
     # The audit log is written as each request completes: a moment for the last.
     time.sleep(1)
-    return Run(finished - started, cpu, rss, writes_by(cluster.audit_log, ADMIN, since, time.time()), control)
+    writes = writes_by(cluster.audit_log, ADMIN, since, time.time())
+    return Run(finished - started, cpu, rss, writes, control, math.nan if startup.cpu is None else startup.cpu)
 
 
 def peer(bin_dir: Path, kubeconfig: Path) -> list[str]:
@@ -156,12 +172,13 @@ def run(total: int, bin_dir: Path, work: Path, pod_cidrs: bool = POD_CIDRS) -> d
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv[1:]] or [1000, 5000]
     bin_dir = build()
-    head = f"{'nodes':>6}  {'allocator':<20} {'seconds':>8} {'CPU s':>7} {'peak RSS MiB':>13} {'writes':>7}"
-    print(head + f" {'API server + etcd CPU s':>24}")
+    head = f"{'nodes':>6}  {'allocator':<20} {'seconds':>8} {'CPU s':>7} {'start-up':>8} {'per 1,000':>9}"
+    print(head + f" {'peak RSS MiB':>13} {'writes':>7} {'API server + etcd CPU s':>24}")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for total in sizes:
             for who, r in run(total, bin_dir, Path(tmp)).items():
-                line = f"{total:>6}  {who:<20} {r.seconds:>8.1f} {r.cpu:>7.1f} {r.rss:>13.0f} {r.writes:>7}"
+                line = f"{total:>6}  {who:<20} {r.seconds:>8.1f} {r.cpu:>7.1f} {r.startup_cpu:>8.2f}"
+                line += f" {r.per_thousand(total):>9.2f} {r.rss:>13.0f} {r.writes:>7}"
                 print(line + f" {r.control:>24.1f}", flush=True)
     return 0
 

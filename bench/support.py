@@ -92,6 +92,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class StartupCPU(threading.Thread):
+    """The CPU seconds a process has used when `marker` first appears in its
+    log: what its start-up cost, before its first allocation. The log is
+    read every 10 ms, so the reading may include up to that much of what
+    came next."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path, marker: str) -> None:
+        super().__init__(daemon=True)
+        self.proc = proc
+        self.log = log
+        self.marker = marker.encode()
+        self.started = time.monotonic()
+        self.cpu: float | None = None
+        self.seconds: float | None = None  # from this object's creation
+
+    def run(self) -> None:
+        seen = b""
+        with self.log.open("rb") as f:
+            while self.proc.poll() is None:
+                seen = seen[-len(self.marker) :] + f.read()
+                if self.marker in seen:
+                    self.cpu = cpu_seconds(self.proc.pid)
+                    self.seconds = time.monotonic() - self.started
+                    return
+                time.sleep(0.01)
+
+    def wait_for(self, timeout: float) -> float:
+        """The CPU seconds at the marker, waiting for it if need be."""
+        self.join(timeout)
+        if self.cpu is None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"no {self.marker.decode()!r} in {self.log.name} after {timeout:.0f} s:\n{tail}")
+        return self.cpu
+
+
 def control_plane_cpu(cluster: Cluster) -> float:
     """CPU seconds of the API server and etcd so far: who else works in a burst."""
     return sum(cpu_seconds(cluster.procs[name].pid) for name in ("kube-apiserver", "etcd"))
