@@ -149,7 +149,8 @@ class Cluster:
         self.detach = detach
         self.node_ip = node_ip
         # With a CIDR, kube-controller-manager's node IPAM gives Nodes their
-        # podCIDRs from it (--allocate-node-cidrs), as most clusters start.
+        # podCIDRs from it (--allocate-node-cidrs), as most clusters start;
+        # "IPv4-CIDR,IPv6-CIDR" gives dual-stack Nodes one of each family.
         self.allocate_node_cidrs: str | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.token = ""
@@ -280,7 +281,11 @@ class Cluster:
     def _node_ipam_args(self) -> list[str]:
         if not self.allocate_node_cidrs:
             return ["--allocate-node-cidrs=false"]
-        return ["--allocate-node-cidrs=true", f"--cluster-cidr={self.allocate_node_cidrs}", "--node-cidr-mask-size=24"]
+        cidrs = ["--allocate-node-cidrs=true", f"--cluster-cidr={self.allocate_node_cidrs}"]
+        if "," in self.allocate_node_cidrs:
+            # Dual-stack (IPv4,IPv6): a mask size per family; --node-cidr-mask-size is refused.
+            return [*cidrs, "--node-cidr-mask-size-ipv4=24", "--node-cidr-mask-size-ipv6=64"]
+        return [*cidrs, "--node-cidr-mask-size=24"]
 
     def _scheduler_args(self) -> list[str]:
         return [

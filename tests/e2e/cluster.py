@@ -4,8 +4,10 @@
 
 `run` re-executes itself in a fresh network namespace: the control plane's.
 It makes the cluster's L2 segment, a bridge in a network namespace of its own
-(NAME-segment), and links the control plane's namespace to it (address
-CONTROL_PLANE_IP, with the `kubernetes` Service's address on lo). Then it
+(NAME-segment), and links the control plane's namespace to it (addresses
+CONTROL_PLANE_IP and CONTROL_PLANE_IPV6, with the `kubernetes` Service's
+address on lo). The segment carries both IP families: every node has an
+address of each, so the cluster can be dual-stack. Then it
 runs COMMAND there, with $E2E_CLUSTER naming a JSON file (the binaries, the
 images) and $PATH with kubectl and helm first. COMMAND (pytest) starts the
 control plane and the nodes with the classes below: each node is a network
@@ -49,6 +51,8 @@ SEGMENT = f"{NAME}-segment"
 BRIDGE = "segment0"
 SEGMENT_PREFIX = "10.89.0"  # a /24: the control plane .1, nodes from .11
 CONTROL_PLANE_IP = f"{SEGMENT_PREFIX}.1"
+SEGMENT_PREFIX6 = "fd00:89::"  # a /64, numbered as the IPv4 one: the control plane ::1, nodes from ::11
+CONTROL_PLANE_IPV6 = f"{SEGMENT_PREFIX6}1"
 SERVICE_IP = "10.96.0.1"
 # What every node calls its link to the segment (flanneld's --iface names it).
 NODE_LINK = "eth0"
@@ -90,6 +94,7 @@ class Segment:
         ip("link", "add", "control-plane", "netns", SEGMENT, "type", "veth", "peer", "name", NODE_LINK)
         ip("link", "set", "control-plane", "master", BRIDGE, "up", netns=SEGMENT)
         ip("addr", "add", f"{CONTROL_PLANE_IP}/24", "dev", NODE_LINK)
+        ip("addr", "add", f"{CONTROL_PLANE_IPV6}/64", "dev", NODE_LINK, "nodad")
         ip("link", "set", NODE_LINK, "up")
         no_default_route(None)
         info = {"bin": str(self.bin), "images": str(self.images), "state": str(STATE)}
@@ -116,7 +121,8 @@ def control_plane(bin_dir: Path, allocate_node_cidrs: str | None) -> Cluster:
 @dataclass
 class Node:
     """One node of the cluster: `index` gives its name (node-<index>) and
-    its address on the segment (SEGMENT_PREFIX.<10 + index>)."""
+    its addresses on the segment (SEGMENT_PREFIX.<10 + index> and
+    SEGMENT_PREFIX6<10 + index>, the kubelet's --node-ip, IPv4 first)."""
 
     index: int
     bin: Path
@@ -130,6 +136,10 @@ class Node:
     @property
     def ip(self) -> str:
         return f"{SEGMENT_PREFIX}.{10 + self.index}"
+
+    @property
+    def ipv6(self) -> str:
+        return f"{SEGMENT_PREFIX6}{10 + self.index}"
 
     @property
     def netns(self) -> str:
@@ -146,12 +156,15 @@ class Node:
         ip("link", "set", link, "master", BRIDGE, "up", netns=SEGMENT)
         ip("link", "set", "lo", "up", netns=self.netns)
         ip("addr", "add", f"{self.ip}/24", "dev", NODE_LINK, netns=self.netns)
+        # No duplicate address detection: the address is usable at once (a
+        # tentative one cannot be bound), and the segment's addresses are all ours.
+        ip("addr", "add", f"{self.ipv6}/64", "dev", NODE_LINK, "nodad", netns=self.netns)
         ip("link", "set", NODE_LINK, "up", netns=self.netns)
         # Host-network pods (flanneld, the operator) reach the API server at
         # the `kubernetes` Service's address, which the control plane holds.
         ip("route", "add", f"{SERVICE_IP}/32", "via", CONTROL_PLANE_IP, netns=self.netns)
         # A node routes its pods' packets (to other nodes over flannel's vxlan).
-        in_netns(self.netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        in_netns(self.netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
         no_default_route(self.netns)
 
     def start(self, cluster: Cluster) -> None:
@@ -173,6 +186,7 @@ class Node:
             cgroup_root=f"/{NAME}/{self.name}",
             netns=Path(f"/run/netns/{self.netns}"),
             binds=binds,
+            ipv6=self.ipv6,
         )
         self.daemons.start(self.bin, self.images, cluster.root / "pki", f"https://{CONTROL_PLANE_IP}:443")
         registered = lambda: cluster.get(f"/api/v1/nodes/{self.name}")[0] == 200  # noqa: E731

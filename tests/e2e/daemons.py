@@ -179,8 +179,8 @@ def kubeconfig(name: str, server: str, ca: Path, cert: Path, key: Path) -> str:
 
 @dataclass
 class Daemons:
-    """containerd and the kubelet of the node `name` at `ip`; state under
-    `state`, sockets under `run`, both this node's own."""
+    """containerd and the kubelet of the node `name` at `ip` (and `ipv6`);
+    state under `state`, sockets under `run`, both this node's own."""
 
     name: str
     ip: str
@@ -192,6 +192,7 @@ class Daemons:
     taints: list[str] = field(default_factory=list)
     netns: Path | None = None
     binds: dict[str, Path] = field(default_factory=dict)  # path in the node -> folder of this node
+    ipv6: str | None = None  # a dual-stack node's IPv6 address: its second InternalIP
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -251,7 +252,7 @@ class Daemons:
                 f"--root-dir={self.state / 'kubelet'}",
                 f"--cert-dir={self.state / 'kubelet-pki'}",
                 f"--hostname-override={self.name}",
-                f"--node-ip={self.ip}",
+                f"--node-ip={self.ip}" + (f",{self.ipv6}" if self.ipv6 else ""),
                 "--v=1",
             ],
         )

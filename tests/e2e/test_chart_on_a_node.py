@@ -277,12 +277,18 @@ def test_node_becomes_ready_once_a_network_writes_its_pod_cidr(node: Node, api: 
 
 # A TCP server on the pod's own address that answers each "ping" with who it
 # is and whom it saw; and a client that pings an address and prints the answer.
+# The server listens on each of the pod's addresses (one per IP family, so
+# no peer shows as an IPv4-mapped IPv6 address) and answers from the one asked.
 SERVER = """
-import os, socket
-me = os.environ["POD_IP"]
-with socket.create_server((me, 8080)) as server:
-    while True:
-        conn, (peer, _) = server.accept()
+import os, selectors, socket
+listening = selectors.DefaultSelector()
+for address in os.environ["POD_IPS"].split(","):
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    listening.register(socket.create_server((address, 8080), family=family), selectors.EVENT_READ)
+while True:
+    for key, _ in listening.select():
+        conn, (peer, *_) = key.fileobj.accept()
+        me = conn.getsockname()[0]
         with conn:
             conn.settimeout(5)
             try:
@@ -293,12 +299,14 @@ with socket.create_server((me, 8080)) as server:
             except OSError as e:
                 print(f"{peer}: {e}", flush=True)
 """
+# One ping to each address given, one answer a line.
 CLIENT = """
 import socket, sys
-with socket.create_connection((sys.argv[1], 8080), timeout=10) as conn:
-    conn.sendall(b"ping")
-    conn.shutdown(socket.SHUT_WR)
-    print(conn.recv(100).decode(), flush=True)
+for address in sys.argv[1:]:
+    with socket.create_connection((address, 8080), timeout=10) as conn:
+        conn.sendall(b"ping")
+        conn.shutdown(socket.SHUT_WR)
+        print(conn.recv(100).decode(), flush=True)
 """
 
 
@@ -310,7 +318,7 @@ def python_pod(name: str, code: str, *args: str, server: bool = False) -> dict[s
         "imagePullPolicy": "Never",
         # -P: the image's working folder holds operator.py, which hides the stdlib's operator module.
         "command": ["python", "-P", "-c", code, *args],
-        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "env": [{"name": "POD_IPS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
     }
     if server:

@@ -1,6 +1,7 @@
-"""Several real nodes on flannel, as a cluster lives it: started with
-kube-controller-manager giving the podCIDRs, moved to the operator while pods
-talk across nodes, then grown and shrunk by a node. Each node is its own
+"""Several real nodes on flannel, as a cluster lives it: dual-stack (IPv4 and
+IPv6) from the start, with kube-controller-manager giving the podCIDRs, moved
+to the operator's two Networks while pods talk across nodes over both
+families, then grown and shrunk by a node. Each node is its own
 kubelet and containerd in its own network namespace (tests/e2e/cluster.py);
 flannel is its upstream manifest (kube-flannel.yml of the pinned module) with
 only the changes `flannel_manifest` (on_flannel.py) makes. The tests run in file order on
@@ -27,14 +28,17 @@ from tests.e2e.conftest import Tools
 from tests.e2e.harness import kubectl_report
 from tests.e2e.on_flannel import (
     CLUSTER_CIDR,
+    CLUSTER_CIDR_V6,
     MOVE,
     STEADY_CLIENT,
+    WITH_FLANNEL,
     World,
     flannel_images,
     flannel_manifest,
     flannel_routes,
     readme_commands,
-    readme_network,
+    readme_json,
+    readme_networks,
 )
 from tests.e2e.test_chart_on_a_node import CLIENT, IMAGE, SERVER, condition, python_pod, wait_for
 
@@ -48,7 +52,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
         )
     info = json.loads(Path(path).read_text())
     bin_dir, images = Path(info["bin"]), Path(info["images"])
-    cluster = harness.control_plane(bin_dir, allocate_node_cidrs=CLUSTER_CIDR)
+    cluster = harness.control_plane(bin_dir, allocate_node_cidrs=f"{CLUSTER_CIDR},{CLUSTER_CIDR_V6}")
     tars = [images / f"{name}.tar" for name in ("pause", "operator", "flannel", "flannel-cni-plugin")]
     world = World(Tools(cluster.kubeconfig, bin_dir), cluster, bin_dir, tars)
     try:
@@ -92,34 +96,61 @@ def steady_count(world: World, name: str) -> tuple[int, int, str]:
     return ok, failed, logs
 
 
+POOLS = {4: ipaddress.ip_network(CLUSTER_CIDR), 6: ipaddress.ip_network(CLUSTER_CIDR_V6)}
+
+
+def pod_ips(pod: dict[str, Any]) -> dict[int, str]:
+    """A pod's addresses (status.podIPs) by IP family."""
+    return {ipaddress.ip_address(i["ip"]).version: i["ip"] for i in pod["status"]["podIPs"]}
+
+
+def dual_stack_pod_cidrs(world: World, node: str) -> dict[int, str] | None:
+    """The node's podCIDRs by family once it has both, IPv4 (its first
+    InternalIP's family) first; None while it has none."""
+    spec = world.node(node)["spec"]
+    if not spec.get("podCIDRs"):
+        return None
+    cidrs = world.pod_cidrs(node)
+    assert spec["podCIDRs"] == [cidrs.get(4), cidrs.get(6)], spec
+    assert spec["podCIDR"] == cidrs[4], spec
+    return cidrs
+
+
 # --- on kube-controller-manager's podCIDRs ----------------------------------------------
 
 
-def test_flannel_runs_on_podcidrs_of_kube_controller_manager(world: World) -> None:
-    cidrs = [wait_for(f"{n}'s podCIDR", lambda n=n: world.node(n)["spec"].get("podCIDR")) for n in world.nodes]  # type: ignore[misc]
-    pool = ipaddress.ip_network(CLUSTER_CIDR)
-    assert all(ipaddress.ip_network(c).subnet_of(pool) for c in cidrs), cidrs  # type: ignore[arg-type]
-    assert len(set(cidrs)) == len(cidrs), cidrs
-    docs = flannel_manifest(flannel_images(world.images[2:]), CLUSTER_CIDR)
+def test_flannel_runs_on_dual_stack_podcidrs_of_kube_controller_manager(world: World) -> None:
+    cidrs = {n: wait_for(f"{n}'s podCIDRs", lambda n=n: dual_stack_pod_cidrs(world, n)) for n in world.nodes}  # type: ignore[misc]
+    for family, pool in POOLS.items():
+        assert all(ipaddress.ip_network(c[family]).subnet_of(pool) for c in cidrs.values()), cidrs  # type: ignore[arg-type]
+        assert len({c[family] for c in cidrs.values()}) == len(cidrs), cidrs
+    docs = flannel_manifest(flannel_images(world.images[2:]), CLUSTER_CIDR, CLUSTER_CIDR_V6)
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert json.loads(config["data"]["net-conf.json"]) == readme_json(WITH_FLANNEL)
     world.tools.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(d) for d in docs))
     for name in world.nodes:
         flannel_ready_on(world, name)
         subnet_env = (world.nodes[name].state / "host" / "run" / "flannel" / "subnet.env").read_text()
-        assert f"FLANNEL_SUBNET={ipaddress.ip_network(world.pod_cidr(name))[1]}/24" in subnet_env, subnet_env
+        v4, v6 = (ipaddress.ip_network(cidrs[name][f]) for f in (4, 6))
+        assert f"FLANNEL_SUBNET={v4[1]}/24" in subnet_env.splitlines(), subnet_env
+        assert f"FLANNEL_IPV6_SUBNET={v6[1]}/64" in subnet_env.splitlines(), subnet_env
 
 
-def test_pods_talk_across_nodes_before_the_move(world: World) -> None:
+def test_pods_talk_across_nodes_over_both_families_before_the_move(world: World) -> None:
     server = server_on(world, "node-2", "server-2")
-    server_ip = server["status"]["podIP"]
-    assert ipaddress.ip_address(server_ip) in ipaddress.ip_network(world.pod_cidr("node-2"))
-    doc = python_pod("steady", STEADY_CLIENT, server_ip)
+    addresses = pod_ips(server)
+    cidrs = world.pod_cidrs("node-2")
+    assert sorted(addresses) == [4, 6], server["status"]
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(cidrs[f]) for f, a in addresses.items()), addresses
+    # One client, taking turns: IPv4, IPv6, IPv4, ...
+    doc = python_pod("steady", STEADY_CLIENT, addresses[4], addresses[6])
     doc["spec"]["nodeName"] = "node-1"
     doc["spec"]["restartPolicy"] = "Always"
     world.tools.kubectl("apply", "-f", "-", input=json.dumps(doc))
     wait_for("the steady client's first 25 answers", lambda: steady_count(world, "steady")[0] >= 25, timeout=120)
     _, failed, logs = steady_count(world, "steady")
     assert failed == 0, logs[-2000:]
-    world.shared["podcidrs"] = {n: world.pod_cidr(n) for n in world.nodes}
+    world.shared["podcidrs"] = {n: world.pod_cidrs(n) for n in world.nodes}
 
 
 # --- the move -------------------------------------------------------------------------
@@ -133,7 +164,7 @@ def run_readme_command(world: World, command: str) -> None:
         args += IMAGE
     stdin = None
     if args[-2:] == ["-f", "-"]:
-        stdin = json.dumps(readme_network(MOVE))
+        stdin = "\n---\n".join(json.dumps(n) for n in readme_networks(MOVE))
     world.tools.run(tool, *args, input=stdin)
 
 
@@ -147,25 +178,30 @@ def test_move_off_kube_controller_manager_renumbers_nothing_and_drops_nothing(wo
     assert [c.split()[0] for c in commands] == ["helm", "kubectl"], commands
     for command in commands:
         run_readme_command(world, command)
-    network = readme_network(MOVE)
-    assert network["spec"]["cidr"] == CLUSTER_CIDR
-    namespace, name = network["metadata"]["namespace"], network["metadata"]["name"]
+    # The README's Networks: one per family of the dual-stack cluster, over
+    # kube-controller-manager's --cluster-cidr.
+    networks = {ipaddress.ip_network(n["spec"]["cidr"]).version: n for n in readme_networks(MOVE)}
+    assert {f: n["spec"]["cidr"] for f, n in networks.items()} == {4: CLUSTER_CIDR, 6: CLUSTER_CIDR_V6}
+    world.shared["networks"] = {}
+    for family, network in networks.items():
+        namespace, name = network["metadata"]["namespace"], network["metadata"]["name"]
 
-    def recorded() -> dict[str, str] | None:
-        items = world.tools.get("nodesubnets")["items"]
-        mine = [
-            i["spec"]
-            for i in items
-            if (i["spec"]["network"]["namespace"], i["spec"]["network"]["name"]) == (namespace, name)
-        ]
-        found = {spec["node"]: spec["subnet"] for spec in mine}
-        return found if len(found) == len(before) else None
+        def recorded(namespace: str = namespace, name: str = name) -> dict[str, str] | None:
+            items = world.tools.get("nodesubnets")["items"]
+            mine = [
+                i["spec"]
+                for i in items
+                if (i["spec"]["network"]["namespace"], i["spec"]["network"]["name"]) == (namespace, name)
+            ]
+            found = {spec["node"]: spec["subnet"] for spec in mine}
+            return found if len(found) == len(before) else None
 
-    assert wait_for("a NodeSubnet for each node", recorded, timeout=120) == before
-    assert {n: world.pod_cidr(n) for n in before} == before
-    net = world.tools.get("network", "-n", namespace, name)
-    assert net["status"]["podCIDRConflicts"] == 0, net["status"]
-    world.shared["network"] = (namespace, name)
+        found = wait_for(f"a NodeSubnet of {name} for each node", recorded, timeout=120)
+        assert found == {n: cidrs[family] for n, cidrs in before.items()}
+        net = world.tools.get("network", "-n", namespace, name)
+        assert net["status"]["podCIDRConflicts"] == 0, net["status"]
+        world.shared["networks"][family] = (namespace, name)
+    assert {n: world.pod_cidrs(n) for n in before} == before
     ok, failed, logs = steady_count(world, "steady")
     assert failed == 0, logs[-2000:]
     print(f"\nsteady client through the move: {ok} answers, {failed} failures")
@@ -174,25 +210,28 @@ def test_move_off_kube_controller_manager_renumbers_nothing_and_drops_nothing(wo
 # --- on the operator's podCIDRs ---------------------------------------------------------
 
 
-def test_a_node_joining_after_the_move_gets_its_podcidr_from_the_operator(world: World) -> None:
+def test_a_node_joining_after_the_move_gets_its_podcidrs_from_the_operator(world: World) -> None:
     node = world.add_node(3)
-    cidr = wait_for("node-3's podCIDR", lambda: world.node(node.name)["spec"].get("podCIDR"), timeout=60)
+    cidrs = wait_for("node-3's podCIDRs", lambda: dual_stack_pod_cidrs(world, node.name), timeout=60)
     entries = world.tools.get("node", node.name, "--show-managed-fields")["metadata"]["managedFields"]
     writers = [e["manager"] for e in entries if "f:podCIDRs" in (e.get("fieldsV1") or {}).get("f:spec", {})]
     assert writers, entries
     assert "kube-controller-manager" not in writers, writers
-    record = world.tools.get("nodesubnet", records.name_for(ipaddress.ip_network(cidr)))
-    assert (record["spec"]["node"], record["spec"]["subnet"]) == (node.name, cidr)
+    for cidr in cidrs.values():
+        record = world.tools.get("nodesubnet", records.name_for(ipaddress.ip_network(cidr)))
+        assert (record["spec"]["node"], record["spec"]["subnet"]) == (node.name, cidr)
     flannel_ready_on(world, node.name)
     server = server_on(world, node.name, "server-3")
-    assert ipaddress.ip_address(server["status"]["podIP"]) in ipaddress.ip_network(cidr)
-    said = ping(world, "node-3", world.tools.get("pod", "-n", "default", "server-2")["status"]["podIP"], "ping-3-to-2")
-    assert said.startswith("pong from "), said
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(cidrs[f]) for f, a in pod_ips(server).items())
+    to = pod_ips(world.tools.get("pod", "-n", "default", "server-2"))
+    said = ping(world, "node-3", [to[4], to[6]], "ping-3-to-2")
+    client = world.shared["clients"]["ping-3-to-2"]
+    assert said == [f"pong from {to[f]} to {client[f]}" for f in (4, 6)]
 
 
-def ping(world: World, node: str, address: str, name: str) -> str:
-    """A client pod on `node` pings `address`; what it heard back."""
-    doc = python_pod(name, CLIENT, address)
+def ping(world: World, node: str, addresses: list[str], name: str) -> list[str]:
+    """A client pod on `node` pings each of `addresses`; what it heard back, a line each."""
+    doc = python_pod(name, CLIENT, *addresses)
     doc["spec"]["nodeName"] = node
     world.tools.kubectl("apply", "-f", "-", input=json.dumps(doc))
 
@@ -203,64 +242,71 @@ def ping(world: World, node: str, address: str, name: str) -> str:
     pod = wait_for(f"{name} to finish", finished, timeout=120)
     said = world.tools.kubectl("logs", "-n", "default", name).stdout.strip()
     assert pod["status"]["phase"] == "Succeeded", said
-    world.shared.setdefault("clients", {})[name] = pod["status"]["podIP"]
-    return said
+    world.shared.setdefault("clients", {})[name] = pod_ips(pod)
+    return said.splitlines()
 
 
-def test_each_nodes_podcidr_is_its_nodesubnet_inside_the_network_and_distinct(world: World) -> None:
-    namespace, name = world.shared["network"]
-    pool = ipaddress.ip_network(CLUSTER_CIDR)
-    cidrs = {}
-    for node in world.nodes:
-        spec = world.node(node)["spec"]
-        assert spec["podCIDRs"] == [spec["podCIDR"]], spec
-        subnet = ipaddress.ip_network(spec["podCIDR"])
-        assert subnet.subnet_of(pool), (node, subnet)  # type: ignore[arg-type]
-        record = world.tools.get("nodesubnet", records.name_for(subnet))
-        network = record["spec"]["network"]
-        assert (record["spec"]["node"], network["namespace"], network["name"]) == (node, namespace, name)
-        cidrs[node] = subnet
-    assert len(set(cidrs.values())) == len(cidrs) == 3, cidrs
+def test_each_nodes_podcidrs_are_its_nodesubnets_one_per_family_inside_the_networks_and_distinct(
+    world: World,
+) -> None:
+    for family, (namespace, name) in world.shared["networks"].items():
+        cidrs = {}
+        for node in world.nodes:
+            subnet = ipaddress.ip_network(dual_stack_pod_cidrs(world, node)[family])  # type: ignore[index]
+            assert subnet.subnet_of(POOLS[family]), (node, subnet)  # type: ignore[arg-type]
+            record = world.tools.get("nodesubnet", records.name_for(subnet))
+            network = record["spec"]["network"]
+            assert (record["spec"]["node"], network["namespace"], network["name"]) == (node, namespace, name)
+            cidrs[node] = subnet
+        assert len(set(cidrs.values())) == len(cidrs) == 3, cidrs
 
 
-def test_a_pod_on_each_node_gets_an_address_of_its_nodes_podcidr(world: World) -> None:
+def test_a_pod_on_each_node_gets_an_address_of_each_family_of_its_nodes_podcidrs(world: World) -> None:
     server_on(world, "node-1", "server-1")
     for node in world.nodes:
         pod = world.tools.get("pod", "-n", "default", f"server-{node[-1]}")
         assert pod["spec"]["nodeName"] == node
-        (address,) = [ip["ip"] for ip in pod["status"]["podIPs"]]
-        assert ipaddress.ip_address(address) in ipaddress.ip_network(world.pod_cidr(node)), (node, address)
+        addresses, cidrs = pod_ips(pod), world.pod_cidrs(node)
+        assert len(pod["status"]["podIPs"]) == 2, pod["status"]
+        assert sorted(addresses) == [4, 6], pod["status"]
+        for family, address in addresses.items():
+            assert ipaddress.ip_address(address) in ipaddress.ip_network(cidrs[family]), (node, address)
 
 
-def test_pods_on_two_nodes_reach_each_other_both_ways_without_nat(world: World) -> None:
-    server = {n: world.tools.get("pod", "-n", "default", f"server-{n[-1]}")["status"]["podIP"] for n in world.nodes}
+def test_pods_on_two_nodes_reach_each_other_both_ways_over_both_families_without_nat(world: World) -> None:
+    server = {n: pod_ips(world.tools.get("pod", "-n", "default", f"server-{n[-1]}")) for n in world.nodes}
     for src, dst, name in (("node-1", "node-2", "ping-1-to-2"), ("node-2", "node-1", "ping-2-to-1")):
-        said = ping(world, src, server[dst], name)
+        said = ping(world, src, [server[dst][4], server[dst][6]], name)
         client = world.shared["clients"][name]
-        assert ipaddress.ip_address(client) in ipaddress.ip_network(world.pod_cidr(src))
-        assert said == f"pong from {server[dst]} to {client}"
-        heard = world.tools.kubectl("logs", "-n", "default", f"server-{dst[-1]}").stdout
-        assert f"ping from {client}" in heard.splitlines(), heard[-2000:]
+        cidrs = world.pod_cidrs(src)
+        assert all(ipaddress.ip_address(a) in ipaddress.ip_network(cidrs[f]) for f, a in client.items()), client
+        assert said == [f"pong from {server[dst][f]} to {client[f]}" for f in (4, 6)]
+        heard = world.tools.kubectl("logs", "-n", "default", f"server-{dst[-1]}").stdout.splitlines()
+        for family in (4, 6):
+            assert f"ping from {client[family]}" in heard, heard[-20:]
 
 
-def test_a_deleted_node_loses_its_nodesubnet_and_flannel_lease_and_the_others_keep_talking(world: World) -> None:
-    cidr = world.pod_cidr("node-3")
-    assert "flannel.alpha.coreos.com/public-ip" in world.node("node-3")["metadata"]["annotations"]
-    assert cidr in flannel_routes(world, "node-1")
+def test_a_deleted_node_loses_its_nodesubnets_and_flannel_lease_and_the_others_keep_talking(world: World) -> None:
+    cidrs = world.pod_cidrs("node-3")
+    annotations = world.node("node-3")["metadata"]["annotations"]
+    assert {"flannel.alpha.coreos.com/public-ip", "flannel.alpha.coreos.com/public-ipv6"} <= set(annotations)
+    for family, cidr in cidrs.items():
+        assert cidr in flannel_routes(world, "node-1", family), (family, cidr)
     world.nodes.pop("node-3").stop()
     world.tools.kubectl("delete", "node", "node-3")
 
-    def gone() -> bool:
+    def gone(cidr: str) -> bool:
         done = world.tools.kubectl("get", "nodesubnet", records.name_for(ipaddress.ip_network(cidr)), check=False)
         return done.returncode != 0 and "NotFound" in done.stderr
 
-    wait_for("node-3's NodeSubnet to go", gone, timeout=60)
-    for node in ("node-1", "node-2"):
+    for family, cidr in cidrs.items():
+        wait_for(f"node-3's IPv{family} NodeSubnet to go", lambda cidr=cidr: gone(cidr), timeout=60)  # type: ignore[misc]
+        for node in ("node-1", "node-2"):
 
-        def unrouted(node: str = node) -> bool:
-            return cidr not in flannel_routes(world, node)
+            def unrouted(node: str = node, family: int = family, cidr: str = cidr) -> bool:
+                return cidr not in flannel_routes(world, node, family)
 
-        wait_for(f"{node}'s flannel route to node-3's subnet to go", unrouted)
+            wait_for(f"{node}'s flannel route to node-3's IPv{family} subnet to go", unrouted)
     ok_before = steady_count(world, "steady")[0]
     wait_for("25 more answers", lambda: steady_count(world, "steady")[0] >= ok_before + 25, timeout=60)
     ok, failed, logs = steady_count(world, "steady")
