@@ -18,6 +18,7 @@ from netpool.names import Key
 from netpool.views import node_view
 
 KEY = annotation.key_for("default", "pool")
+NET: Key = ("default", "pool")
 SUBNET = '{"network":"default/pool","subnet":"10.0.1.0/24"}'
 
 
@@ -47,7 +48,7 @@ def feed() -> tuple[Feed, list[Key]]:
         requested.append(key)
 
     metrics = Metrics()
-    f = Feed(cast(Api, None), metrics, logging.getLogger("test"), request, lambda old, new: [KEY], relist_every=3600)
+    f = Feed(cast(Api, None), metrics, logging.getLogger("test"), request, lambda old, new: [NET], relist_every=3600)
     return f, requested
 
 
