@@ -269,6 +269,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--traced", type=Path)
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args(argv[1:])
+    # Stopped with SIGTERM, still stop the operator and the control plane.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     with tempfile.TemporaryDirectory(prefix="memory-") as tmp:
         print(report(run(args.nodes, args.networks, Path(tmp), args.traced, args.profile)), flush=True)
     if args.traced is not None:
