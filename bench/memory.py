@@ -16,7 +16,7 @@ reported for each phase:
     kubelet at rest does (N/300 a second), for 90 s;
   - rest: 10 s of nothing.
 
---traced DIR runs the operator under bench/traced.py (tracemalloc, 8
+--traced DIR runs the operator under bench/traced.py (tracemalloc, 4
 frames) and then prints what the Python heap was made of near its peak and
 at rest, by component (see COMPONENTS) and by line. tracemalloc slows the
 operator and the RSS of such a run includes tracemalloc's own memory: take

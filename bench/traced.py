@@ -7,7 +7,7 @@ last such snapshot by a tenth, so the last one is within a tenth of the
 peak) and `rest.snap` on SIGUSR1 (bench/memory.py sends it once the
 operator is quiet), with `traced.txt`: the traced size at each snapshot
 and the largest since the previous one. Frames per traceback from
-BENCH_TRACEMALLOC_FRAMES (8). tracemalloc slows the operator and adds
+BENCH_TRACEMALLOC_FRAMES (4). tracemalloc slows the operator and adds
 its own memory: the RSS of a run with it is not the operator's.
 """
 
@@ -29,7 +29,7 @@ FLOOR = 20 * 1024 * 1024  # not before the heap holds 20 MiB
 def main() -> None:
     out = Path(os.environ["BENCH_TRACEMALLOC"])
     out.mkdir(parents=True, exist_ok=True)
-    tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "8")))
+    tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "4")))
     lock = threading.Lock()
 
     def dump(name: str) -> None:
