@@ -55,14 +55,17 @@ def create(kubectl: list[str], doc: dict[str, Any]) -> None:
     raise RuntimeError(f"could not create {doc['metadata']['name']}")
 
 
-def start_operator(kubeconfig: Path, log: Path, files: tuple[Path, ...] = (), **env: str) -> subprocess.Popen[bytes]:
+def start_operator(
+    kubeconfig: Path, log: Path, files: tuple[Path, ...] = (), kopf: tuple[str, ...] = (), **env: str
+) -> subprocess.Popen[bytes]:
     """The operator as `kopf run` starts it, standalone, its output in `log`
-    (with `files`: more handlers loaded after operator.py's)."""
-    kopf = str(Path(sys.executable).parent / "kopf")
+    (with `files`: more handlers loaded after operator.py's; with `kopf`: the
+    command that stands for `kopf`, e.g. bench/traced.py's)."""
+    command = list(kopf) or [str(Path(sys.executable).parent / "kopf")]
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NETWORK_HTTP_PORT": "0", **env}
     with log.open("wb") as out:
         return subprocess.Popen(
-            [kopf, "run", "-A", "--standalone", str(ROOT / "operator.py"), *map(str, files)],
+            [*command, "run", "-A", "--standalone", str(ROOT / "operator.py"), *map(str, files)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -119,6 +119,16 @@ class Feed:
 
     # --- watch events --------------------------------------------------------------
 
+    def concerns(self, name: str, kind: str | None, body: Mapping[str, Any]) -> bool:
+        """Whether a watch event about a Node can change anything `node_event`
+        keeps or does. Only a MODIFIED event whose Node looks, in what the
+        cache keeps (labels, our annotations, podCIDRs, uid...), as the cache
+        already has it does not: a kubelet's status report. Kopf asks this
+        before its handler machinery runs (the handler's `when=` filter)."""
+        if kind != "MODIFIED" or name in self.gone:
+            return True
+        return self.nodes.get(name) != node_view(body)
+
     async def node_event(self, name: str, kind: str | None, body: Mapping[str, Any]) -> None:
         """A watch event about a Node (kind None: seen in the watch's initial listing).
 

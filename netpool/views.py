@@ -7,6 +7,7 @@ stays O(nodes + allocations).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from netpool import annotation
 from netpool.names import API_VERSION
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class NodeView:
     name: str
     labels: Mapping[str, str]
@@ -51,16 +52,24 @@ class NetworkView:
 
 
 def node_view(body: Mapping[str, Any]) -> NodeView:
+    """What the operator keeps of a Node: about 1 KB where its body parsed
+    takes about 50 KB. Labels are mostly the same across Nodes (arch, os,
+    zone, instance type): their keys and values are interned, so the cache
+    holds one copy of each string rather than one per Node."""
     meta = body.get("metadata") or {}
     return NodeView(
         name=meta["name"],
-        labels=dict(meta.get("labels") or {}),
+        labels={_interned(k): _interned(v) for k, v in (meta.get("labels") or {}).items()},
         subnets=annotation.ours(meta.get("annotations")),
         uid=meta.get("uid") or "",
         pod_cidrs=_pod_cidrs(body.get("spec") or {}),
         primary=_primary(body.get("status") or {}),
         created=meta.get("creationTimestamp") or "",
     )
+
+
+def _interned(text: Any) -> Any:
+    return sys.intern(text) if type(text) is str else text
 
 
 def _pod_cidrs(spec: Mapping[str, Any]) -> tuple[str, ...]:

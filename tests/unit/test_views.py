@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import MappingProxyType
 from typing import Any
 
@@ -86,3 +87,20 @@ def test_network_view_defaults_and_plain_types() -> None:
     assert view.status == {}
     assert type(view.spec) is dict
     assert type(view.spec["a"]) is dict
+
+
+def test_node_views_share_their_label_strings() -> None:
+    """Two Nodes parsed apart hold one copy of each label key and value they share."""
+
+    def parsed(name: str) -> dict[str, Any]:
+        labels = {"kubernetes.io/" + "arch": "amd" + "64", "kubernetes.io/hostname": name}
+        body: dict[str, Any] = json.loads(json.dumps({"metadata": {"name": name, "labels": labels}}))
+        return body
+
+    a, b = node_view(parsed("node-a")), node_view(parsed("node-b"))
+    assert dict(a.labels) == {"kubernetes.io/arch": "amd64", "kubernetes.io/hostname": "node-a"}
+    key_a = next(k for k in a.labels if k.endswith("arch"))
+    key_b = next(k for k in b.labels if k.endswith("arch"))
+    assert key_a is key_b
+    assert a.labels[key_a] is b.labels[key_b]
+    assert not hasattr(a, "__dict__")  # slots: no per-view dict
