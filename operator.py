@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import kopf
 
-import handlers  # registers the Node, NodeSubnet and Network handlers
+import handlers  # registers the Node and Network handlers
 from controller import backoff, kopflog, ready, web
 from controller.config import Config
 from controller.engine import Engine
@@ -35,13 +35,13 @@ if Config.from_env().webhook_port:
 
 class NetworkDiffBase(kopf.AnnotationsDiffBaseStorage):
     """Kopf's diff base, built for Networks only. Kopf 1.45 builds one for every
-    event of every watched resource: a deep copy of the whole object. Nodes and
-    NodeSubnets have only `on.event` handlers, which never read it, and a
-    kubelet's Node weighs about 12 KB: the copy was a fifth of the operator's
-    CPU under Node status heartbeats and in a burst (bench/profile.py)."""
+    event of every watched resource: a deep copy of the whole object. Nodes
+    have only an `on.event` handler, which never reads it, and a kubelet's
+    Node weighs about 12 KB: the copy was a fifth of the operator's CPU under
+    Node status heartbeats and in a burst (bench/profile.py)."""
 
     def build(self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None) -> kopf.BodyEssence:
-        if body.get("kind") in ("Node", "NodeSubnet"):
+        if body.get("kind") == "Node":
             return cast(kopf.BodyEssence, {})
         return super().build(body=body, extra_fields=extra_fields)
 
@@ -71,8 +71,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.writer = metrics.writer = Writer(paused=bool(config.peering), lease=api.lease)
     memo.writer.attach()
     memo.engine = engine = Engine(api, metrics, post_event, log, relist_every=config.relist_seconds)
-    # Before any handler runs: nothing is handed out from a partial view.
-    await engine.start()
+    # Before any handler runs: nothing is handed out from a partial view. The
+    # NodeSubnet watch then follows the peering pause, as Kopf's watches do.
+    await engine.start(memo.writer)
     _list_without_pages(settings, await api.streams_lists(), logger)
     _stop_writing_first(engine, retries, memo.writer, logger)
     if config.http_port:
@@ -178,9 +179,7 @@ class _QuietRoutine(logging.Filter):
     kubelet status update, thousands a minute in a big cluster) and resync
     ticks that is noise; failures are still logged."""
 
-    ROUTINE = frozenset(
-        {"Handler 'node-event' succeeded.", "Handler 'nodesubnet-event' succeeded.", "Timer 'resync' succeeded."}
-    )
+    ROUTINE = frozenset({"Handler 'node-event' succeeded.", "Timer 'resync' succeeded."})
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() not in self.ROUTINE
@@ -229,10 +228,9 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     api = memo.get("api")
     if api is not None:
         await api.close()
-    # Kopf 1.45 does not close the watch streams of the Node and NodeSubnet
-    # watchers when it stops them in the middle of a burst; each leaves a task
-    # that waits for a pause, and holds the exit for Kopf's 5 s timeout on hung
-    # tasks. Closing the stream would cancel it; do that here.
+    # Kopf 1.45 does not close the watch stream of the Node watcher when it
+    # stops it in the middle of a burst; it leaves a task that waits for a
+    # pause, and holds the exit for Kopf's 5 s timeout on hung tasks. Closing the stream would cancel it; do that here.
     for task in asyncio.all_tasks():
         if task.get_name().startswith("pause-waiter for "):
             task.cancel()

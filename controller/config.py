@@ -3,7 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | NETWORK_RESYNC_SECONDS | 30 | how often every Network is resynced against the API |
-| NETWORK_RELIST_SECONDS | 300 | how often a resync LISTs every Node and NodeSubnet, to catch what the watch missed |
+| NETWORK_RELIST_SECONDS | 300 | how often a resync LISTs every Node, to catch what Kopf's watch missed |
 | NETWORK_LIST_PAGE | 500 | objects per page of those LISTs |
 | NETWORK_HTTP_ADDRESS | 127.0.0.1 | where /metrics, /nodes and /networks listen |
 | NETWORK_HTTP_PORT | 9090 | their port; 0 turns them off |

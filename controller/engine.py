@@ -2,6 +2,7 @@
 
 - `Networks` (controller/index.py): the Network index and each spec's verdict;
 - `Feed` (controller/feed.py): the informers, Nodes and NodeSubnets;
+- `SubnetWatch` (controller/subnetwatch.py): the NodeSubnet watch;
 - `WorkQueue` (controller/queue.py): coalescing requests, one lock;
 - `Syncer` (controller/sync.py): a round of reconciles, and its memory;
 - `Writer` (controller/writes.py): a round's API writes;
@@ -22,6 +23,7 @@ from controller.kube import Api
 from controller.metrics import Metrics
 from controller.queue import WorkQueue
 from controller.relist import Relister
+from controller.subnetwatch import Pause, SubnetWatch
 from controller.sync import Syncer
 from controller.writes import EventSink, Writer
 from netpool import podcidr
@@ -50,6 +52,7 @@ class Engine:
         writer = Writer(api, self.feed, post_event, logger)
         self.syncer = Syncer(api, self.feed, self.networks, writer, metrics, logger)
         self.relister = Relister(self._relist, logger)
+        self.watch: SubnetWatch | None = None
 
     def bind(self, networks: Index) -> None:
         """Kopf hands its indexes to handlers only; handlers pass them on."""
@@ -59,19 +62,26 @@ class Engine:
     def nodes(self) -> NodeCache:
         return self.feed.nodes
 
-    async def start(self) -> None:
+    async def start(self, pause: Pause) -> None:
         """Before any handler runs: nothing is handed out from a partial view.
         Tried until it succeeds, as an informer waits for its first sync: an
-        API server that is away or overloaded at startup is waited for."""
+        API server that is away or overloaded at startup is waited for. Then
+        NodeSubnets are watched from that sync's LIST on, except while Kopf's
+        peering pauses this replica (`pause`)."""
         failures = 0
         while True:
             try:
-                return await self.feed.sync()
+                await self.feed.sync()
+                break
             except Exception as e:
                 failures += 1
                 wait = backoff.delay(failures)
                 self.logger.warning("initial sync failed (%s: %s); retrying in %gs", type(e).__name__, e, wait)
                 await asyncio.sleep(wait)
+        self.watch = SubnetWatch(
+            self.api.transport.stream, self.feed.record_event, self._relist_records, pause, self.logger
+        )
+        self.watch.start(self.feed.records_version)
 
     async def request(self, key: Key, verify: bool = False) -> None:
         await self.queue.request(key, verify)
@@ -84,11 +94,6 @@ class Engine:
             self.relister.listed()
         await self.feed.node_event(name, kind, body)
 
-    async def record_event(self, kind: str | None, body: Mapping[str, Any]) -> None:
-        if kind is None:
-            self.relister.listed()
-        await self.feed.record_event(kind, body)
-
     async def _relist(self) -> None:
         """After Kopf's listing: Nodes deleted in a watch gap are released now, not at the next resync."""
         async with self.queue.lock:
@@ -96,11 +101,18 @@ class Engine:
         if ghosts or self.feed.gone:
             await self.queue.request_all()
 
+    async def _relist_records(self) -> str:
+        """The NodeSubnet watch lost track: a LIST of them, where the next watch starts."""
+        async with self.queue.lock:
+            return await self.feed.relist_records()
+
     def close(self) -> None:
-        """The operator is stopping: no more writes, retries or re-lists."""
+        """The operator is stopping: no more writes, retries, re-lists or watching."""
         self.api.fence()
         self.queue.close()
         self.relister.close()
+        if self.watch is not None:
+            self.watch.close()
 
     async def _reconcile(self, batch: dict[Key, bool]) -> dict[Key, bool | Exception]:
         return await self.syncer.reconcile(batch)

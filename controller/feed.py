@@ -1,11 +1,13 @@
 """What the operator knows of Nodes and NodeSubnets, and how it is kept current.
 
-The seed's informers: a LIST at startup (the initial sync, before any handler
-runs), then Kopf's watch events, and a LIST again once per resync period to
-catch what the watch missed. The operator's own writes are applied at once:
-NodeSubnets it created or deleted go straight into the record store, and the
-Node annotations and podCIDRs it wrote are laid over the Node cache until the
-watch shows them.
+The seed's informers. Nodes: a LIST at startup (the initial sync, before any
+handler runs), then Kopf's watch events, and a LIST again once per resync
+period to catch what the watch missed. NodeSubnets: the same LIST at
+startup, then a watch of the operator's own (controller/subnetwatch.py),
+which LISTs them again itself whenever it may have missed something. The
+operator's own writes are applied at once: NodeSubnets it created or deleted
+go straight into the record store, and the Node annotations and podCIDRs it
+wrote are laid over the Node cache until the watch shows them.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class Feed:
         self._listed_at = -math.inf
         self._pending: dict[str, dict[str, str | None]] = {}  # annotation key -> node -> value written, unseen
         self._pending_cidrs: dict[str, tuple[str, ...]] = {}  # node -> podCIDRs written, unseen
+        self.records_version = ""  # the resourceVersion of the last LIST of NodeSubnets
+        self.creating: set[str] = set()  # NodeSubnets whose create is on its way: their answer decides
 
     # --- LISTs -------------------------------------------------------------------
 
@@ -75,29 +79,31 @@ class Feed:
         its metadata a tenth of that) and keep the podCIDRs the cache has for
         the same Node: podCIDRs never change once set, and the watch shows
         them being set. One set while the watch was away is learned when the
-        API server refuses to set others."""
+        API server refuses to set others.
+
+        NodeSubnets are listed only at startup: after that their watch
+        (controller/subnetwatch.py) keeps the record store, resuming from
+        where it stopped after an error and LISTing again itself after a 410
+        or a peering pause. A LIST here as well would only race it (its
+        snapshot, older than events the watch already applied, would replace
+        them) and cost a parse of every record each period."""
         self._listed_at = time.monotonic()
         started = self.nodes.now()
         # NodeSubnets first: a Node listed after them and missing is really gone.
-        found = [r for r in await self.api.list_nodesubnets(records.parse) if r is not None]
+        if whole:
+            self.touch(await self._list_records())
+        found = list(self.records)
         if whole:
             listed = await self.api.list_nodes(node_view)
         else:
             listed = await self.api.list_node_metadata(lambda meta: self._with_spec(node_view(meta)))
         before_nodes = {v.name: v for v in self.nodes}
-        before_records = {r.name: r for r in self.records}
         ghosts = self.nodes.relist(listed, started)
-        self.records.replace_all(found)
         # What the LISTs show that the watch did not: the Networks concerned must look again.
         for name in before_nodes.keys() | {v.name for v in listed}:
             old, new = before_nodes.get(name), self.nodes.get(name)
             if old != new:
                 self.touch(self._affected(old, new))
-        after_records = {r.name: r for r in self.records}
-        for name in before_records.keys() | after_records.keys():
-            old_record, new_record = before_records.get(name), after_records.get(name)
-            if old_record != new_record:
-                self.touch([r.network for r in (old_record, new_record) if r is not None])
         self.gone = {r.node for r in found} - {v.name for v in listed}
         self._pending.clear()  # the LISTs came after every write we made
         self._pending_cidrs.clear()
@@ -105,6 +111,28 @@ class Feed:
         if ghosts:
             self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
         return ghosts
+
+    async def relist_records(self) -> str:
+        """The NodeSubnet watch lost track (410 Gone, a peering pause): LIST
+        them into the record store, reconcile the Networks whose records
+        changed, and return where the next watch starts. Called under the
+        workqueue's lock, so no create or delete of ours is in flight."""
+        await self._request_each(sorted(await self._list_records()))
+        return self.records_version
+
+    async def _list_records(self) -> set[Key]:
+        """LIST every NodeSubnet into the record store; the Networks whose records changed."""
+        found = await self.api.list_nodesubnets(records.parse)
+        before = {r.name: r for r in self.records}
+        self.records.replace_all(r for r in found if r is not None)
+        self.records_version = found.version
+        after = {r.name: r for r in self.records}
+        changed: set[Key] = set()
+        for name in before.keys() | after.keys():
+            old, new = before.get(name), after.get(name)
+            if old != new:
+                changed.update(r.network for r in (old, new) if r is not None)
+        return changed
 
     def _with_spec(self, view: NodeView) -> NodeView:
         known = self.nodes.get(view.name)
@@ -157,17 +185,29 @@ class Feed:
             return
         await self._request_each(self._affected(old, view))
 
-    async def record_event(self, kind: str | None, body: Mapping[str, Any]) -> None:
+    async def record_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         """A watch event about a NodeSubnet: our own writes coming back cost
-        nothing; anyone else's (a second writer, a hand edit, the garbage
+        a lookup; anyone else's (a second writer, a hand edit, the garbage
         collector) reconciles the Network it names."""
-        record = records.parse(body)
+        meta = obj.get("metadata") or {}
+        name, uid = meta.get("name") or "", meta.get("uid") or ""
+        known = self.records.get(name)
+        if kind == "DELETED":
+            self.records.confirm_deleted(uid)
+            if known is not None and (removed := self.records.remove(name, uid)) is not None:
+                await self._request_each([removed.network])
+            return
+        # The same object as the store's: its spec is immutable, and of the
+        # rest the store keeps only its owner's uid.
+        if known is not None and known.uid == uid and known.node_uid == records.owner_uid(meta, known.node):
+            return
+        record = records.parse(obj)
         if record is None:
             return
-        if kind == "DELETED":
-            self.records.confirm_deleted(record.uid)
-            if self.records.remove(record.name, record.uid) is not None:
-                await self._request_each([record.network])
+        if known is None and name in self.creating:
+            # Our own create, seen before its answer: the answer decides
+            # (the record is ours, or the name was taken and it chooses again).
+            self.records.put(record)
             return
         if self.records.put(record) != record:
             await self._request_each([record.network])

@@ -69,6 +69,13 @@ class Fenced(RuntimeError):
     """A write refused because the operator is stopping."""
 
 
+class Listing(list[T]):
+    """A LIST's objects, and the resourceVersion it was read at: a watch that
+    starts there sees every change that came after."""
+
+    version: str = ""
+
+
 class Api:
     """Raw JSON requests with the official client's login. The generated API
     methods validate every argument and build model objects from every
@@ -157,7 +164,7 @@ class Api:
         weighs about 10 KB, and only a projection is kept."""
         return await self._list("nodes", "/api/v1/nodes", view=view)
 
-    async def list_nodesubnets(self, view: Callable[[dict[str, Any]], T], selector: str | None = None) -> list[T]:
+    async def list_nodesubnets(self, view: Callable[[dict[str, Any]], T], selector: str | None = None) -> Listing[T]:
         """Every NodeSubnet (with this label selector), each reduced by `view` page by page."""
         return await self._list("nodesubnets", SUBNETS, selector=selector, view=view)
 
@@ -168,7 +175,7 @@ class Api:
         selector: str | None = None,
         accept: str = "application/json",
         view: Callable[[dict[str, Any]], Any] = lambda item: item,
-    ) -> list[Any]:
+    ) -> Listing[Any]:
         """Every object, page by page, each reduced by `view`.
 
         A `continue` token lasts only as long as etcd keeps the revision of
@@ -197,8 +204,8 @@ class Api:
         accept: str,
         view: Callable[[dict[str, Any]], Any],
         limit: int | None,
-    ) -> list[Any]:
-        items: list[Any] = []
+    ) -> Listing[Any]:
+        items: Listing[Any] = Listing()
         token: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("limit", limit)] if limit else []
@@ -211,7 +218,10 @@ class Api:
                     raise _Expired from e
                 raise
             items += [view(item) for item in page.get("items") or []]
-            token = (page.get("metadata") or {}).get("continue")
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            # Every page of a paged LIST is read at its first page's resourceVersion.
+            items.version = meta.get("resourceVersion") or items.version
             if not token:
                 return items
 

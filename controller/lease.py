@@ -68,6 +68,7 @@ class Lease:
         self._keeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._stopped = False
+        self._stopping: asyncio.Future[None] | None = None  # the first stop(), which a second one waits for
 
     def start(self) -> None:
         self._watcher = asyncio.get_running_loop().create_task(self._watch(), name=f"Lease {self.name} observer")
@@ -201,7 +202,16 @@ class Lease:
                 return
 
     async def stop(self, wait: float = 2.0) -> None:
-        """The operator is stopping: no more writes; once those in flight are done, give the Lease back."""
+        """The operator is stopping: no more writes; once those in flight are done, give the Lease back.
+        A second call (SIGTERM's, then the cleanup's) waits for the first to
+        finish: the cleanup closes the connections next, and a release still
+        on its way would fail (the Lease then expires by itself, and the
+        next replica waits for it)."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(wait))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, wait: float) -> None:
         self._stopped = True
         if self._inflight:
             with contextlib.suppress(TimeoutError):

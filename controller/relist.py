@@ -1,11 +1,12 @@
-"""Compare the caches with the API at once when Kopf re-lists a watched kind.
+"""Compare the caches with the API at once when Kopf re-lists Nodes.
 
 Kopf's watch starts with a LIST whose objects reach `on.event` handlers as
 events of type None: at startup, after a 410 Gone (the resourceVersion it
 would resume from is compacted away, so the events in between are lost),
 and when a peering pause ends. No DELETED event ever comes for an object
 deleted in such a gap, so the Node cache would keep it, and its subnet,
-until the next resync.
+until the next resync. (NodeSubnets are watched outside Kopf, by a watch
+that LISTs them again itself: controller/subnetwatch.py.)
 
 Kopf does not tell handlers when a re-list starts or ends (its end-of-listing
 bookmark stays inside its watcher, and the 410 is only logged at debug

@@ -15,7 +15,7 @@ import logging
 import math
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import aiohttp
@@ -32,6 +32,10 @@ CONCURRENCY = 32
 # deadline, so the holder kept the Lease renewed (no other replica could take
 # it) while refusing every write of its own (controller/lease.py).
 LEASE_CONNECTIONS = 2
+# Connections beyond those for the operator's own watch (controller/subnetwatch.py),
+# which holds one for minutes: it takes no slot either, so it never holds up
+# a request, and none holds it up.
+WATCH_CONNECTIONS = 1
 # How long a reading of the login serves (tokens are rotated in hours and the
 # old one stays valid for a while).
 AUTH_SECONDS = 10.0
@@ -54,6 +58,19 @@ def _tls(config: kubernetes.client.Configuration) -> ssl.SSLContext:
     if config.cert_file:
         context.load_cert_chain(config.cert_file, config.key_file)
     return context
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The lines of a streamed answer, however long (aiohttp's own line
+    reader refuses a line longer than its buffer)."""
+    rest = b""
+    async for chunk in content.iter_any():
+        *lines, rest = (rest + chunk).split(b"\n")
+        for line in lines:
+            if line:
+                yield line
+    if rest:
+        yield rest
 
 
 class Transport:
@@ -91,7 +108,7 @@ class Transport:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._loop = loop
-            connector = aiohttp.TCPConnector(limit=CONCURRENCY + LEASE_CONNECTIONS, ssl=self._tls)
+            connector = aiohttp.TCPConnector(limit=CONCURRENCY + LEASE_CONNECTIONS + WATCH_CONNECTIONS, ssl=self._tls)
             self._session = aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT)
             self._slots = asyncio.Semaphore(CONCURRENCY)
         assert self._slots is not None
@@ -141,6 +158,29 @@ class Transport:
         if not answer:
             return True
         return json.loads(data) if data else None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, resource: str, path: str, query: list[tuple[str, str]], read_within: float
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A watch: a GET whose answer is read line by line for as long as it
+        lasts. It takes no request slot (a watch lasts minutes: it would hold
+        one for all that time), and its connection is one of
+        WATCH_CONNECTIONS. A status other than 200 raises ApiException, as
+        `request` does; `read_within` seconds without a byte end it
+        (TimeoutError)."""
+        session, _ = self._connection()
+        headers = {"Accept": "application/json"}
+        if authorization := self._authorization():
+            headers["Authorization"] = authorization
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=_TIMEOUT.sock_connect, sock_read=read_within)
+        async with session.get(self.config.host + path, params=query, headers=headers, timeout=timeout) as resp:
+            if resp.status != 200:
+                error = ApiException(status=resp.status, reason=resp.reason)
+                error.body = (await resp.read()).decode(errors="replace")
+                self.metrics.api_errors.labels(resource, str(resp.status)).inc()
+                raise error
+            yield _lines(resp.content)
 
     async def streams_initial_events(self, path: str, within: float) -> bool:
         """Whether the API server streams a watch's initial state in place of

@@ -57,9 +57,15 @@ class Writer:
 
         async def one(node: str, subnet: IPNetwork) -> None:
             obj = records.body(subnet, gateway, node, world.uids[node], key, view.uid)
-            made = await self.api.create_nodesubnet(obj)
+            name = obj["metadata"]["name"]
+            # Its echo in the watch may come before the answer: the answer decides.
+            self.feed.creating.add(name)
+            try:
+                made = await self.api.create_nodesubnet(obj)
+            finally:
+                self.feed.creating.discard(name)
             if made is None:  # AlreadyExists: whose is it?
-                made = await self.api.get_nodesubnet(records.name_for(subnet))
+                made = await self.api.get_nodesubnet(name)
             record = records.parse(made) if made is not None else None
             if record is not None:
                 self.records.put(record)
@@ -141,7 +147,15 @@ class Writer:
     async def _delete(self, released: Sequence[Record]) -> None:
         for record in released:
             self.records.bury(record)
-        await asyncio.gather(*(self.api.delete_nodesubnet(r.name, r.uid) for r in released))
+        done = await _each(self.api.delete_nodesubnet(r.name, r.uid) for r in released)
+        errors = [e for e in done if isinstance(e, Exception)]
+        # A record whose delete failed is still there, and no watch event will
+        # say so: back into the store, to be released again.
+        for record, outcome in zip(released, done, strict=True):
+            if isinstance(outcome, Exception):
+                self.records.unbury(record)
+        if errors:
+            raise errors[0]
 
     async def report(self, view: NetworkView, previous: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         """Write a Network's status, and post the events of its transitions."""

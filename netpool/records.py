@@ -111,9 +111,8 @@ def parse(obj: Mapping[str, Any]) -> Record | None:
     subnet = subnet_of_name(name)
     if subnet is None or not isinstance(spec.get("node"), str) or not isinstance(network.get("name"), str):
         return None
-    owners = [o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Node" and o.get("name") == spec["node"]]
     return Record(
-        node_uid=owners[0].get("uid") or "" if owners else "",
+        node_uid=owner_uid(meta, spec["node"]),
         name=name,
         subnet=subnet,
         node=spec["node"],
@@ -123,11 +122,19 @@ def parse(obj: Mapping[str, Any]) -> Record | None:
     )
 
 
+def owner_uid(meta: Mapping[str, Any], node: str) -> str:
+    """The uid of the Node `node` among a NodeSubnet's owners, or ""."""
+    for owner in meta.get("ownerReferences") or ():
+        if owner.get("kind") == "Node" and owner.get("name") == node:
+            return owner.get("uid") or ""
+    return ""
+
+
 class RecordStore:
     """The NodeSubnets the operator knows of, by name and by Network.
 
-    Fed by a LIST at startup and on resync, by the watch, and at once by the
-    operator's own creates and deletes. A deleted object's uid is kept as a
+    Fed by a LIST at startup, by the watch (and its LISTs), and at once by
+    the operator's own creates and deletes. A deleted object's uid is kept as a
     tombstone, so a late watch event cannot bring it back.
     """
 
@@ -176,6 +183,12 @@ class RecordStore:
         self.remove(record.name, record.uid)
         if record.uid:
             self._dead.add(record.uid)
+
+    def unbury(self, record: Record) -> None:
+        """Our delete of it failed: it is still there (unless another took its name meanwhile)."""
+        self._dead.discard(record.uid)
+        if record.name not in self._by_name:
+            self.put(record)
 
     def confirm_deleted(self, uid: str) -> None:
         self._dead.discard(uid)

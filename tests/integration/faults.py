@@ -68,6 +68,7 @@ class FaultProxy:
         self._source = cluster.kubeconfig
         self.kubeconfig = where / "kubeconfig-through-proxy"
         self._faults: list[Fault] = []
+        self.requests: list[Seen] = []  # every request, in the order they came
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="fault proxy")
@@ -81,6 +82,7 @@ class FaultProxy:
 
     def _take(self, seen: Seen) -> Fault | None:
         with self._lock:
+            self.requests.append(seen)
             for fault in self._faults:
                 if fault.times > 0 and fault.match(seen):
                     fault.times -= 1
@@ -214,5 +216,17 @@ def nodes(kind: str) -> Callable[[Seen], bool]:
             "list": not seen.watch and paged,
             "page": not seen.watch and "continue" in seen.query,
         }[kind]
+
+    return match
+
+
+def nodesubnets(kind: str) -> Callable[[Seen], bool]:
+    """Requests for the collection of NodeSubnets: `watch` (the operator's
+    own watch, controller/subnetwatch.py) and `list` (its LISTs)."""
+
+    def match(seen: Seen) -> bool:
+        if seen.method != "GET" or seen.path != "/apis/samplecrd.k8s.io/v1/nodesubnets":
+            return False
+        return seen.watch if kind == "watch" else not seen.watch
 
     return match

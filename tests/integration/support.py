@@ -378,3 +378,19 @@ def converged(api: pykube.HTTPClient, namespace: str, name: str, live: set[str])
         return records if ok else {}
 
     return check
+
+
+def a_hand_deleted_nodesubnet_is_made_again(api: pykube.HTTPClient, node: str, timeout: float = 30) -> None:
+    """Delete the Node's NodeSubnet by hand; it is made again (the same
+    subnet, a new object). With the resync far away, only the operator's
+    NodeSubnet watch can tell it."""
+    mine = [s for s in NodeSubnet.objects(api) if s.obj["spec"]["node"] == node]
+    assert len(mine) == 1
+    name, uid = mine[0].name, mine[0].obj["metadata"]["uid"]
+    mine[0].delete()
+
+    def made_again() -> bool:
+        again = NodeSubnet.objects(api).get_or_none(name=name)
+        return again is not None and again.obj["metadata"]["uid"] != uid and again.obj["spec"]["node"] == node
+
+    wait_for(f"{node}'s NodeSubnet deleted by hand made again", made_again, timeout=timeout)

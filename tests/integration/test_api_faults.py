@@ -1,8 +1,9 @@
 """The API server's routine bad answers do not stop the operator: a paged LIST
 whose continue token expired (410 Expired), 429, 500, 503, 504, and a
-connection dropped in the middle of an answer, to Kopf's watches and to the
-operator's own LISTs. After each, the operator still runs, serves a Node that
-joins and releases a Node that leaves.
+connection dropped in the middle of an answer, to Kopf's watches, to the
+operator's own LISTs and to its own NodeSubnet watch. After each, the operator
+still runs, serves a Node that joins and releases a Node that leaves, and
+(for the NodeSubnet watch) makes again a NodeSubnet deleted by hand.
 
 The real API server gives the 410s; a proxy (tests/integration/faults.py)
 gives the other answers to the requests chosen, and passes the rest on.
@@ -22,8 +23,16 @@ import pytest
 
 from controller.kube import Api
 from tests.integration.conftest import NodeFactory
-from tests.integration.faults import Fault, FaultProxy, nodes
-from tests.integration.support import KubeCluster, converged, make_network, running_operator, wait_for
+from tests.integration.faults import Fault, FaultProxy, nodes, nodesubnets
+from tests.integration.support import (
+    KubeCluster,
+    NodeSubnet,
+    a_hand_deleted_nodesubnet_is_made_again,
+    converged,
+    make_network,
+    running_operator,
+    wait_for,
+)
 
 # Only the fast path may pass: no resync comes to the rescue within the waits.
 SLOW_RESYNC = {"NETWORK_RESYNC_SECONDS": "600", "NETWORK_RELIST_SECONDS": "600"}
@@ -40,15 +49,15 @@ def proxy(cluster: KubeCluster, tmp_path: Path) -> Iterator[FaultProxy]:
 
 
 @contextlib.contextmanager
-def operator_logs() -> Iterator[list[str]]:
-    """What the operator and Kopf log at WARNING and above."""
+def operator_logs(level: int = logging.WARNING) -> Iterator[list[str]]:
+    """What the operator and Kopf log at `level` and above."""
     seen: list[str] = []
 
     class Catch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             seen.append(f"{record.name}: {record.getMessage()}")
 
-    handler = Catch(logging.WARNING)
+    handler = Catch(level)
     loggers = [logging.getLogger("network-operator"), logging.getLogger("kopf")]
     for logger in loggers:
         logger.addHandler(handler)
@@ -213,3 +222,81 @@ def test_without_streamed_initial_events_kopf_lists_unpaged_and_survives_bad_ans
         assert all("limit" not in seen.query for seen in fault.hits)  # unpaged
         still_serving(api, namespace, set(names), make_node)
         assert not runner.future.done()  # the operator still runs
+
+
+# --- the operator's own NodeSubnet watch (controller/subnetwatch.py) ---------------
+
+
+# (answer, how many in a row) to the operator's NodeSubnet watch, from its first one on.
+WATCH_ANSWERS = [(410, 1), (429, 3), (500, 3), (503, 3), ("cut", 1)]
+
+
+@pytest.mark.parametrize(("answer", "times"), WATCH_ANSWERS, ids=[f"nodesubnet-watch-{a}" for a, _ in WATCH_ANSWERS])
+def test_a_bad_answer_to_the_nodesubnet_watch_leaves_it_watching(
+    api: pykube.HTTPClient,
+    namespace: str,
+    make_node: NodeFactory,
+    proxy: FaultProxy,
+    answer: int | str,
+    times: int,
+) -> None:
+    """410 Gone: it lists the NodeSubnets again, then watches from that LIST.
+    The others (and a connection dropped in the middle of the operator's own
+    creates coming back): it watches again from the last resourceVersion it
+    saw, after a backoff, with no LIST."""
+    names = [f"n-{i:02d}" for i in range(12)]
+    for name in names:
+        make_node(name)
+    make_network(api, namespace, "net", {"cidr": "10.214.0.0/16"})
+    fault = Fault(nodesubnets("watch"), times=times)
+    if answer == "cut":
+        fault.cut_after = 3000  # the first of the operator's creates coming back
+    else:
+        assert isinstance(answer, int)
+        fault.status = answer
+    proxy.add(fault)
+    with operator_logs() as logs, running_operator(env={**SLOW_RESYNC, "KUBECONFIG": str(proxy.kubeconfig)}) as runner:
+        wait_for("every Node served", converged(api, namespace, "net", set(names)), timeout=60)
+        wait_for(f"{times} answers given", lambda: len(fault.hits) == times, timeout=30)
+        if answer == "cut":
+            wait_for("the cut seen", lambda: any("NodeSubnet watch failed" in line for line in logs), timeout=30)
+        a_hand_deleted_nodesubnet_is_made_again(api, names[0])
+        still_serving(api, namespace, set(names), make_node)
+        assert not runner.future.done()  # the operator still runs
+    lists = [seen for seen in proxy.requests if nodesubnets("list")(seen)]
+    assert len(lists) == (2 if answer == 410 else 1)  # the startup sync's, and after 410 one more
+    watches = [seen for seen in proxy.requests if nodesubnets("watch")(seen)]
+    assert all(w.query["allowWatchBookmarks"] == "true" and w.query["resourceVersion"] for w in watches)
+
+
+def test_a_nodesubnet_deleted_in_a_watch_gap_past_a_compaction_is_made_again(
+    cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, make_node: NodeFactory
+) -> None:
+    """The API server's own 410 Gone: a NodeSubnet is deleted in etcd while
+    the API server is down, and etcd compacts the deletion away. The watch
+    resumes from a resourceVersion etcd no longer keeps, gets 410 Gone, lists
+    again, and the record is made again."""
+    local = cluster.local
+    if local is None:
+        pytest.fail("edits etcd of the control plane built here: run without $KUBECONFIG")
+    names = [f"gap-{i}" for i in range(4)]
+    for name in names:
+        make_node(name)
+    make_network(api, namespace, "net", {"cidr": "10.215.0.0/16"})
+    with operator_logs(logging.INFO) as logs, running_operator(env=SLOW_RESYNC) as runner:
+        before = wait_for("every Node served", converged(api, namespace, "net", set(names)), timeout=60)
+        lost = next(s for s in NodeSubnet.objects(api) if s.obj["spec"]["node"] == names[0])
+        local.kill("kube-apiserver")
+        assert local.etcd_delete(f"/registry/samplecrd.k8s.io/nodesubnets/{lost.name}") == 1
+        local.compact()
+        local.start_apiserver()
+
+        def made_again() -> bool:
+            again = NodeSubnet.objects(api).get_or_none(name=lost.name)
+            return again is not None and again.obj["metadata"]["uid"] != lost.obj["metadata"]["uid"]
+
+        wait_for("the lost NodeSubnet made again", made_again, timeout=60)
+        after = wait_for("every Node served", converged(api, namespace, "net", set(names)), timeout=30)
+        assert not runner.future.done()
+    assert after == before  # nobody moved
+    assert any("NodeSubnet watch's resourceVersion is gone (410)" in line for line in logs), logs

@@ -4,6 +4,7 @@ writes, and stopping or killing it hands the work to the other."""
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
     OPERATOR,
     KubeCluster,
+    a_hand_deleted_nodesubnet_is_made_again,
     audit_entries,
     chart_rules,
     make_network,
@@ -134,6 +136,72 @@ def test_one_replica_writes_and_hands_over_when_stopped(
     print(f"\nhand-over after a clean stop: n2 served {took:.1f}s later")
     assert business_writes(cluster, namespace, standby, handed)
     assert business_writes(cluster, namespace, active, handed) == []
+
+
+def _stamp(text: str) -> float:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def nodesubnet_watches(cluster: KubeCluster, namespace: str, account: str) -> list[tuple[float, float]]:
+    """When each of the replica's NodeSubnet watches was open: (from, to), `to` infinite while it is."""
+    opened: dict[str, float] = {}
+    closed: dict[str, float] = {}
+    for e in audit_entries(cluster, f"system:serviceaccount:{namespace}:{account}", 0):
+        if e["verb"] == "watch" and e["requestURI"].startswith("/apis/samplecrd.k8s.io/v1/nodesubnets?"):
+            opened[e["auditID"]] = _stamp(e["requestReceivedTimestamp"])
+            if e["stage"] == "ResponseComplete":
+                closed[e["auditID"]] = _stamp(e["stageTimestamp"])
+    return [(start, closed.get(audit_id, math.inf)) for audit_id, start in opened.items()]
+
+
+def nodesubnet_creates(cluster: KubeCluster, namespace: str, account: str, since: float) -> list[str]:
+    return [w for w in business_writes(cluster, namespace, account, since) if w.startswith("create /apis/samplecrd")]
+
+
+def test_a_standby_watches_no_nodesubnets_and_acts_on_them_once_active(
+    cluster: KubeCluster,
+    api: pykube.HTTPClient,
+    namespace: str,
+    make_node: NodeFactory,
+    replicas: dict[str, subprocess.Popen[bytes]],
+) -> None:
+    """The NodeSubnet watch is the operator's own, not Kopf's: it stops while
+    Kopf's peering pauses the replica, as Kopf's watches do. A NodeSubnet
+    deleted by hand is made again once, by the active replica; the standby
+    has no NodeSubnet watch open meanwhile. Once the active replica is
+    gone, the other lists and watches them, and makes the next one again."""
+    if cluster.local is None:
+        pytest.fail("reads the audit log of the control plane built here: run without $KUBECONFIG")
+    active = next(n for n, p in replicas.items() if p is replicas["first"] and n != "first")
+    standby = next(n for n, p in replicas.items() if p is replicas["second"] and n != "second")
+    time.sleep(3)  # both see each other in the peering before there is work
+    for name in ("n0", "n1", "n2"):
+        make_node(name)
+    make_network(api, namespace, "ha", {"cidr": "10.162.0.0/16"})
+    wait_subnets(api, namespace, "ha", "three nodes", lambda s: len(s) == 3)
+    time.sleep(2)
+    since = time.time()
+    a_hand_deleted_nodesubnet_is_made_again(api, "n0")
+    time.sleep(3)  # a standby acting on the event would have written by now
+    until = time.time()
+    assert len(nodesubnet_creates(cluster, namespace, active, since)) == 1
+    assert business_writes(cluster, namespace, standby, since) == []
+    assert [w for w in nodesubnet_watches(cluster, namespace, standby) if w[0] < until and w[1] > since] == []
+    assert any(end == math.inf for _, end in nodesubnet_watches(cluster, namespace, active))
+
+    replicas["first"].send_signal(signal.SIGTERM)
+    assert replicas["first"].wait(timeout=60) == 0
+    handed = time.time()
+    wait_for(
+        "the other replica watches NodeSubnets",
+        lambda: any(end == math.inf for _, end in nodesubnet_watches(cluster, namespace, standby)),
+        timeout=60,
+        interval=1,
+    )
+    a_hand_deleted_nodesubnet_is_made_again(api, "n1")
+    assert len(nodesubnet_creates(cluster, namespace, standby, handed)) == 1
+    assert business_writes(cluster, namespace, active, handed) == []
+    assert wait_subnets(api, namespace, "ha", "three nodes", lambda s: len(s) == 3)
 
 
 @pytest.mark.slow

@@ -150,3 +150,22 @@ def test_a_moved_nodes_old_record_goes_only_once_the_node_carries_its_new_subnet
     a.moved = old
     write_round(writer(FakeApi(refuse, fail)), [a])
     assert {r.node for r in a.released} == released
+
+
+def test_a_record_whose_delete_failed_goes_back_into_the_store() -> None:
+    """No watch event will say it is still there: back in the store, it is released again next time."""
+
+    class Deletes(FakeApi):
+        async def delete_nodesubnet(self, name: str, uid: str) -> None:
+            if name == "10.0.1.0-24":
+                raise ConnectionError("the API server is down")
+
+    w = writer(Deletes())
+    failed = Record("10.0.1.0-24", ipaddress.ip_network("10.0.1.0/24"), N1, ("ns", "a"), "uid-1")
+    done = Record("10.0.2.0-24", ipaddress.ip_network("10.0.2.0/24"), N2, ("ns", "a"), "uid-2")
+    for record in (failed, done):
+        w.records.put(record)
+    errors = asyncio.run(w.delete({("ns", "a"): [failed, done]}))
+    assert isinstance(errors[("ns", "a")], ConnectionError)
+    assert w.records.get(failed.name) == failed
+    assert w.records.get(done.name) is None
