@@ -96,10 +96,11 @@ def plan(
         for node in order:
             if node in allocations:
                 continue
-            number = usable(source.get(node))
+            subnet = source.get(node)
+            number = usable(subnet)
             if number is not None and number not in used:
                 used.add(number)
-                allocations[node] = pool.subnet(number)
+                allocations[node] = subnet  # type: ignore[assignment]  # usable: not None
 
     since = joined or {}
     needy = sorted((node for node in order if node not in allocations), key=lambda n: (since.get(n, ""), n))

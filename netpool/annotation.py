@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from netpool import names
 
@@ -47,6 +47,15 @@ def render(namespace: str, name: str, subnet: str, gateway: str) -> str:
     """The annotation value for a node's subnet."""
     doc = {"gateway": gateway, "network": f"{namespace}/{name}", "subnet": subnet}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def renderer(namespace: str, name: str, gateway: str) -> Callable[[str], str]:
+    """`render` for one Network and gateway, as a function of the subnet: a
+    round renders every Node's value. The subnet is the last key, and a
+    subnet's text (digits, dots, colons, a slash) needs no escaping, so the
+    rest is rendered once."""
+    head = render(namespace, name, "", gateway).removesuffix('""}') + '"'
+    return lambda subnet: head + subnet + '"}'
 
 
 def parse(value: str | None) -> dict[str, str] | None:

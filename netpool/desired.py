@@ -111,17 +111,14 @@ def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choi
     Node back its subnet when both are missing (upgrade). A podCIDR never
     changes: inside the pool it is its Node's allocation, whoever else
     claims it; anywhere else the Node gets nothing here."""
-    key, ann_key, pool = world.key, world.ann_key, spec.pool
+    key, pool = world.key, spec.pool
     matching = [n.name for n in world.nodes if spec.selector.matches(n.labels)]
     own, extra = own_records(world.records.of(key))
     writer = world.writers.get(pool.network.version) if spec.pod_cidrs else None
-    fit = podcidr.fit(pool, matching, world.pod_cidrs if writes_pod_cidrs(key, spec, world.writers) else {})
+    cidrs = world.pod_cidrs if writes_pod_cidrs(key, spec, world.writers) else {}
+    fit = podcidr.fit(pool, matching, cidrs, own)
     wanted = [n for n in matching if n not in fit.conflicts]
-
-    # Each Node's subnet as its annotation says (None: garbage), parsed once.
-    annotated = {
-        n: allocator.parse_subnet(annotation.subnet_of(v[ann_key])) for n, v in world.carried.items() if ann_key in v
-    }
+    annotated = _annotated(world, spec, own)
     held: dict[str, IPNetwork | None] = {n: r.subnet for n, r in own.items()}
     for node, subnet in annotated.items():
         held.setdefault(node, subnet)
@@ -156,6 +153,25 @@ def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choi
     # Newcomers in join order: every writer's watch shows the same one (see allocator.plan).
     plan = allocator.plan(pool, wanted, held, remembered, taken, {n.name: n.created for n in world.nodes})
     return Choice(key, spec, plan, wanted, fit, own, extra, writer)
+
+
+def _annotated(world: World, spec: NetworkSpec, own: Mapping[str, Record]) -> dict[str, IPNetwork | None]:
+    """Each Node's subnet as this Network's annotation on it says (None:
+    garbage). Most carry exactly what their record holds: that is compared,
+    not parsed (a round asks this of every Node)."""
+    ann_key = world.ann_key
+    render = annotation.renderer(*world.key, str(spec.pool.gateway))
+    found: dict[str, IPNetwork | None] = {}
+    for node, values in world.carried.items():
+        value = values.get(ann_key)
+        if value is None:
+            continue
+        record = own.get(node)
+        if record is not None and value == render(record.text):
+            found[node] = record.subnet
+        else:
+            found[node] = allocator.parse_subnet(annotation.subnet_of(value))
+    return found
 
 
 def _apart(world: World, pool: Pool) -> set[Key]:
@@ -193,7 +209,8 @@ def settle(
     (they keep what they carry until the next round chooses again)."""
     key, ann_key, pool, plan = world.key, world.ann_key, choice.spec.pool, choice.plan
     served = {n: r for n, r in own.items() if plan.allocations.get(n) == r.subnet}
-    values = {n: annotation.render(*key, str(r.subnet), str(pool.gateway)) for n, r in served.items()}
+    render = annotation.renderer(*key, str(pool.gateway))
+    values = {n: render(r.text) for n, r in served.items()}
     writes: dict[str, str | None] = {n: v for n, v in values.items() if world.carried[n].get(ann_key) != v}
     writes.update({n: None for n, v in world.carried.items() if ann_key in v and n not in values and n not in lost})
     cidrs = _pod_cidrs_to_write(world, choice, served) if choice.writes_pod_cidrs else {}
@@ -233,8 +250,11 @@ def _pod_cidrs_outcome(
     version = choice.spec.pool.network.version
     if not choice.writes_pod_cidrs:
         return st.pod_cidrs_older(version, "/".join(choice.writer[0]))
-    now = {n: podcidr.parse(cidrs.get(n) or world.pod_cidrs.get(n) or ()).get(version) for n in served}
-    written = sum(1 for n, r in served.items() if now[n] == r.subnet)
+    written = sum(
+        1
+        for n, r in served.items()
+        if podcidr.of_family(cidrs.get(n) or world.pod_cidrs.get(n) or (), version, r) == r.subnet
+    )
     if choice.fit.conflicts:
         return st.pod_cidrs_conflicts(written, len(choice.fit.conflicts), podcidr.summary(choice.fit.conflicts))
     return st.pod_cidrs_written(version, written, len(served))

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from netpool.overlap import Claim, older_overlap
 from netpool.pool import Interval, IPNetwork, Pool
+from netpool.records import Record
 
 _SHOWN = 3  # conflicts named in a message; the rest are counted
 
@@ -47,6 +48,24 @@ def parse(texts: Iterable[str]) -> dict[int, IPNetwork]:
     return found
 
 
+def of_family(texts: Iterable[str], version: int, hint: Record | None = None) -> IPNetwork | None:
+    """A Node's podCIDR of one IP family (the first, as `parse`), or None.
+    `hint` is the record it most likely matches: a text equal to its subnet
+    is not parsed again (a round asks this of every Node)."""
+    for text in texts:
+        if (":" in text) != (version == 6):  # only an IPv6 address has a colon
+            continue
+        if hint is not None and text == hint.text:
+            return hint.subnet
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            continue
+        if net.version == version:
+            return net
+    return None
+
+
 def ordered(cidrs: Mapping[int, IPNetwork], primary: int) -> list[str]:
     """podCIDRs as Kubernetes expects them: one per family, the Node's primary
     family (that of its first InternalIP) first."""
@@ -62,8 +81,15 @@ class Fit:
     taken: list[IPNetwork]  # every other podCIDR touching the pool: never handed out
 
 
-def fit(pool: Pool, wanted: Iterable[str], pod_cidrs: Mapping[str, Sequence[str]]) -> Fit:
-    """Sort the Nodes of `pod_cidrs` (name -> its podCIDRs) against `pool`."""
+def fit(
+    pool: Pool,
+    wanted: Iterable[str],
+    pod_cidrs: Mapping[str, Sequence[str]],
+    known: Mapping[str, Record] | None = None,
+) -> Fit:
+    """Sort the Nodes of `pod_cidrs` (name -> its podCIDRs) against `pool`.
+    `known`: each Node's record of this pool, a hint (see `of_family`)."""
+    known = known or {}
     wanted = set(wanted)
     version = pool.network.version
     blocked = pool.blocked()
@@ -75,7 +101,7 @@ def fit(pool: Pool, wanted: Iterable[str], pod_cidrs: Mapping[str, Sequence[str]
         texts = list(pod_cidrs[node])
         if not texts:
             continue
-        mine = parse(texts).get(version)
+        mine = of_family(texts, version, known.get(node))
         if mine is not None and node not in wanted:
             taken.append(mine)
             continue

@@ -94,6 +94,6 @@ class Pool:
         """The number of `subnet` if it is exactly one of this pool's subnets, else None."""
         if subnet.version != self.network.version or subnet.prefixlen != self.subnet_prefix:
             return None
-        if not subnet.subnet_of(self.network):  # type: ignore[arg-type]
-            return None
-        return (int(subnet.network_address) - int(self.network.network_address)) >> self._host_bits
+        # Integers, not subnet_of(): a round asks this of every Node's subnet.
+        number = (int(subnet.network_address) - int(self.network.network_address)) >> self._host_bits
+        return number if 0 <= number < self.total else None

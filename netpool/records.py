@@ -63,6 +63,12 @@ class Record:
     uid: str = ""
     created: str = ""
     node_uid: str = ""  # its owner: a Node of the same name made later is another Node
+    # str(subnet), made once: a round compares it with every Node's annotation and podCIDRs
+    text: str = dataclasses.field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.text:
+            object.__setattr__(self, "text", str(self.subnet))
 
     @property
     def age(self) -> tuple[str, str]:

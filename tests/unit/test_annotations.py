@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netpool.annotation import PREFIX, key_for, ours, render, subnet_of
+from netpool.annotation import PREFIX, key_for, ours, render, renderer, subnet_of
 
 # What Kubernetes accepts for an annotation key (apimachinery IsQualifiedName)
 NAME_PART = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
@@ -164,6 +164,11 @@ def test_render_and_subnet_of_round_trip(namespace: str, name: str, subnet: str,
     value = render(namespace, name, subnet, str(gateway))
     assert subnet_of(value) == subnet
     assert json.loads(value) == {"gateway": str(gateway), "network": f"{namespace}/{name}", "subnet": subnet}
+
+
+@given(namespaces, names, subnets(), st.ip_addresses())
+def test_renderer_renders_what_render_does(namespace: str, name: str, subnet: str, gateway: object) -> None:
+    assert renderer(namespace, name, str(gateway))(subnet) == render(namespace, name, subnet, str(gateway))
 
 
 @pytest.mark.parametrize(

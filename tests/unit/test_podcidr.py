@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from netpool import podcidr
 from netpool.overlap import Claim
 from netpool.pool import Pool
+from netpool.records import Record
 
 net = ipaddress.ip_network
 BLOCKED = "which holds the gateway or a reserved range of 10.0.0.0/16"
@@ -170,3 +171,34 @@ def test_fit_partitions_the_wanted_nodes_and_never_pins_a_subnet_twice(
         assert subnet not in fit.taken
     for node, why in fit.conflicts.items():
         assert why.startswith(f"node {node} has podCIDR")
+
+
+texts = st.lists(
+    st.one_of(
+        subnet_numbers.map(lambda i: f"10.0.{i}.0/24"),
+        st.sampled_from(
+            ["10.0.3.7/24", "fd00::/64", "fd00:0::/64", "::ffff:10.0.3.0/120", "garbage", "", "10.0.3.0/33"]
+        ),
+    ),
+    max_size=3,
+)
+
+
+@given(texts, st.sampled_from([4, 6]), st.sampled_from(["10.0.3.0/24", "fd00::/64", "10.0.4.0/24"]))
+def test_of_family_finds_what_parse_does_with_or_without_a_hint(
+    given_texts: list[str], version: int, hinted: str
+) -> None:
+    hint = Record("r", net(hinted), "n", ("default", "pool"))
+    assert podcidr.of_family(given_texts, version) == podcidr.parse(given_texts).get(version)
+    assert podcidr.of_family(given_texts, version, hint) == podcidr.parse(given_texts).get(version)
+
+
+@given(node_cidrs, st.sets(st.sampled_from([f"n{i}" for i in range(12)])), st.data())
+def test_fit_is_the_same_with_records_as_hints(
+    cidrs: dict[str, list[str]], wanted: set[str], data: st.DataObject
+) -> None:
+    hinted = data.draw(
+        st.dictionaries(st.sampled_from(sorted(cidrs) or ["n0"]), subnet_numbers.map(lambda i: f"10.0.{i}.0/24"))
+    )
+    known = {n: Record(n, net(s), n, ("default", "pool")) for n, s in hinted.items()}
+    assert podcidr.fit(POOL, wanted, cidrs, known) == podcidr.fit(POOL, wanted, cidrs)
