@@ -50,7 +50,7 @@ class Engine:
         self.queue = WorkQueue(self._reconcile, self.networks.keys, metrics, logger)
         self.feed = Feed(api, metrics, logger, self.queue.request, self.networks.affected, relist_every)
         writer = Writer(api, self.feed, post_event, logger)
-        self.syncer = Syncer(api, self.feed, self.networks, writer, metrics, logger)
+        self.syncer = Syncer(api, self.feed, self.networks, writer, metrics, logger, self.queue.queued)
         self.relister = Relister(self._relist, logger)
         self.watch: SubnetWatch | None = None
 

@@ -62,6 +62,10 @@ class WorkQueue:
         if key not in self._retries:
             self._wake()
 
+    def queued(self, key: Key) -> bool:
+        """Whether `key` is to be reconciled in the next round."""
+        return key in self._dirty and key not in self._retries
+
     async def drained(self) -> None:
         """Until the worker has nothing left to do (retries aside)."""
         while self._worker is not None and not self._worker.done():

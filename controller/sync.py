@@ -12,7 +12,8 @@ what the rounds remember.
    pools is written once, not ten times, and its echo is read once;
 3. removed annotations are gone before their NodeSubnets are deleted, so a
    subnet is free in the records only once no Node has it;
-4. each Network's status, and the events of its transitions.
+4. each Network's status, and the events of its transitions; held back
+   while more work for that Network waits (`StatusPace`).
 
 The writes themselves are controller/writes.py's.
 """
@@ -23,7 +24,7 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from controller.feed import Feed
@@ -44,6 +45,9 @@ from netpool.views import NetworkView, network_view
 # (controller/transport.py: 10 s to connect, 60 s to read the answer).
 QUARANTINE_SECONDS = 75.0
 
+# The longest a Network's status is held back while rounds for it keep coming.
+STATUS_HOLD_SECONDS = 1.0
+
 
 def utcnow() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -63,9 +67,41 @@ class _Round:
         return (self.view.namespace, self.view.name)
 
 
+class StatusPace:
+    """Whether a round writes a Network's status now. While Nodes join one
+    after another, a Network's rounds come back to back, each serving the
+    Nodes that joined during the one before; a status PATCH in each made
+    every round, and so every join, wait for one more request. A round that
+    leaves more work queued for its Network holds the status back, for at
+    most STATUS_HOLD_SECONDS since the first it held: the last round writes
+    it, and the events of its transitions (those of a status never written
+    are never posted: they were never seen)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._held: dict[Key, float] = {}  # Network -> when its status was first held back
+
+    def hold(self, key: Key, more_queued: bool) -> bool:
+        if not more_queued:
+            return False
+        since = self._held.setdefault(key, self.clock())
+        return self.clock() - since < STATUS_HOLD_SECONDS
+
+    def done(self, key: Key) -> None:
+        """Its status is written (or needed no write)."""
+        self._held.pop(key, None)
+
+
 class Syncer:
     def __init__(
-        self, api: Api, feed: Feed, networks: Networks, writer: Writer, metrics: Metrics, logger: logging.Logger
+        self,
+        api: Api,
+        feed: Feed,
+        networks: Networks,
+        writer: Writer,
+        metrics: Metrics,
+        logger: logging.Logger,
+        queued: Callable[[Key], bool] = lambda key: False,
     ) -> None:
         self.api = api
         self.feed = feed
@@ -73,6 +109,8 @@ class Syncer:
         self.writer = writer
         self.metrics = metrics
         self.logger = logger
+        self.queued = queued  # whether a round for the Network is queued already
+        self.pace = StatusPace()
         self._written: dict[Key, dict[str, Any]] = {}  # status written, until the index shows it
         # Subnets of a second writer's duplicate records, deleted here: that
         # writer may still have its PATCH of the Node on the way, so they stay
@@ -109,6 +147,9 @@ class Syncer:
                 continue
             if r.desired.again or r.key in written.again:
                 results[r.key] = True
+                continue
+            if self.pace.hold(r.key, self.queued(r.key)):
+                results[r.key] = False  # the queued round writes it
                 continue
             try:
                 await self._report(r)
@@ -171,6 +212,7 @@ class Syncer:
     async def _report(self, r: _Round) -> None:
         """The status of a Network whose writes are made."""
         status = r.desired.status(utcnow())
+        self.pace.done(r.key)
         self._settled[r.key] = (r.inputs, status)
         self.metrics.observe(r.view.namespace, r.view.name, status, r.view.labels)
         if st.same(status, r.previous):
@@ -181,6 +223,7 @@ class Syncer:
     async def release(self, key: Key) -> int:
         """The Network is being deleted: free every subnet it holds, and forget it."""
         released = await self.writer.release(key)
+        self.pace.done(key)
         self._written.pop(key, None)
         self._settled.pop(key, None)
         return released
