@@ -91,7 +91,7 @@ def plan(
     # Holdings a memory confirms come first, so a hand-copied annotation can
     # never take a subnet from the node that had it; then other holdings, so a
     # memory never takes away what a node actually carries; then memories.
-    confirmed = {n: s for n, s in held.items() if s is not None and remembered.get(n) == s}
+    confirmed = {n: s for n, s in held.items() if s is not None and (remembered.get(n) is s or remembered.get(n) == s)}
     for source in (confirmed, held, remembered):
         for node in order:
             if node in allocations:

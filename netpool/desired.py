@@ -80,7 +80,8 @@ class Choice:
 
     def new(self) -> list[tuple[str, IPNetwork]]:
         """The NodeSubnets the plan adds: Node -> subnet."""
-        return [(n, s) for n, s in self.plan.allocations.items() if n not in self.own or self.own[n].subnet != s]
+        own = self.own
+        return [(n, s) for n, s in self.plan.allocations.items() if n not in own or not _same(own[n].subnet, s)]
 
 
 def writes_pod_cidrs(key: Key, spec: NetworkSpec, writers: Mapping[int, tuple[Key, Selector]]) -> bool:
@@ -131,7 +132,8 @@ def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choi
     pinned = set(fit.pinned.values())
     for source in (held, remembered):
         for node, subnet in source.items():
-            if subnet in pinned and fit.pinned.get(node) != subnet:
+            mine = fit.pinned.get(node)
+            if mine is not subnet and subnet in pinned and mine != subnet:  # `is`: most are the same object
                 source[node] = None
         source.update(fit.pinned)
 
@@ -142,9 +144,9 @@ def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choi
     taken = _recorded_elsewhere(world, pool)
     wanted_set = set(wanted)
     taken += [r.subnet for r in extra] + [r.subnet for n, r in own.items() if n not in wanted_set]
-    recorded = {r.subnet for r in own.values()}
     unrecorded = _annotated_elsewhere(world, pool)
-    unrecorded += [s for n, s in annotated.items() if s is not None and held.get(n) != s]
+    unrecorded += [s for n, s in annotated.items() if s is not None and s is not held.get(n) and s != held.get(n)]
+    recorded = {r.subnet for r in own.values()} if unrecorded or world.resting else set()
     taken += allocator.not_free(unrecorded, recorded)
     # Not a subnet a record holds again: the record is the truth, and its
     # Node must keep it (taken, it would get a new one each round).
@@ -208,7 +210,7 @@ def settle(
     Node's record now, `lost` the Nodes whose subnet another writer took first
     (they keep what they carry until the next round chooses again)."""
     key, ann_key, pool, plan = world.key, world.ann_key, choice.spec.pool, choice.plan
-    served = {n: r for n, r in own.items() if plan.allocations.get(n) == r.subnet}
+    served = {n: r for n, r in own.items() if _same(plan.allocations.get(n), r.subnet)}
     render = annotation.renderer(*key, str(pool.gateway))
     values = {n: render(r.text) for n, r in served.items()}
     writes: dict[str, str | None] = {n: v for n, v in values.items() if world.carried[n].get(ann_key) != v}
@@ -304,6 +306,12 @@ def unserved(world: World, outcome: st.Outcome, generation: int, previous: Mappi
         )
 
     return Desired(status)
+
+
+def _same(a: IPNetwork | None, b: IPNetwork | None) -> bool:
+    """a == b, first by identity: a round compares every Node's subnet, and
+    most are the very object its record holds."""
+    return a is b or a == b
 
 
 def own_records(mine: Iterable[Record]) -> tuple[dict[str, Record], list[Record]]:

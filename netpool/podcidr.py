@@ -96,7 +96,7 @@ def fit(
     pinned: dict[str, IPNetwork] = {}
     conflicts: dict[str, str] = {}
     taken: list[IPNetwork] = []
-    by_subnet: dict[IPNetwork, str] = {}
+    by_number: dict[int, str] = {}  # pool.number(podCIDR) -> the Node pinned to it
     for node in sorted(pod_cidrs):
         texts = list(pod_cidrs[node])
         if not texts:
@@ -107,28 +107,31 @@ def fit(
             continue
         if node not in wanted:
             continue
-        problem = _problem(pool, blocked, node, texts, mine)
-        if problem is None and mine in by_subnet:
-            problem = f"node {node} has podCIDR {mine}, which node {by_subnet[mine]} has too"
+        number = pool.number(mine) if mine is not None else None
+        problem = _problem(pool, blocked, node, texts, mine, number)
+        if problem is None and number in by_number:
+            problem = f"node {node} has podCIDR {mine}, which node {by_number[number]} has too"
         if problem is not None:
             conflicts[node] = problem
             if mine is not None:
                 taken.append(mine)
             continue
         assert mine is not None
-        by_subnet[mine] = node
+        assert number is not None
+        by_number[number] = node
         pinned[node] = mine
     # A podCIDR two Nodes have (a broken cluster) stays with the one pinned to it.
-    return Fit(pinned=pinned, conflicts=conflicts, taken=[t for t in taken if t not in by_subnet])
+    return Fit(pinned=pinned, conflicts=conflicts, taken=[t for t in taken if pool.number(t) not in by_number])
 
 
-def _problem(pool: Pool, blocked: list[Interval], node: str, texts: list[str], mine: IPNetwork | None) -> str | None:
+def _problem(
+    pool: Pool, blocked: list[Interval], node: str, texts: list[str], mine: IPNetwork | None, number: int | None
+) -> str | None:
     if mine is None:
         return (
             f"node {node} has podCIDRs {', '.join(texts)} and no IPv{pool.network.version} one; "
             f"Kubernetes sets podCIDRs only once, so it can never gain one"
         )
-    number = pool.number(mine)
     if number is None:
         where = f"not one of the /{pool.subnet_prefix} subnets of" if mine.overlaps(pool.network) else "outside"
         return f"node {node} has podCIDR {mine}, {where} {pool.network}"

@@ -10,6 +10,7 @@ a 2001:db8::/32 pool with a /64 per node has 2**32 subnets and costs nothing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator
 
@@ -53,14 +54,19 @@ class Pool:
     gateway: IPAddress
     reserved: tuple[IPNetwork, ...] = ()
 
-    @property
+    # Made once (a round asks `number` of every Node's subnet); not fields, so not compared.
+    @functools.cached_property
     def total(self) -> int:
         """Number of subnets in the pool, usable or not."""
         return 1 << (self.subnet_prefix - self.network.prefixlen)
 
-    @property
+    @functools.cached_property
     def _host_bits(self) -> int:
         return self.network.max_prefixlen - self.subnet_prefix
+
+    @functools.cached_property
+    def _base(self) -> int:
+        return int(self.network.network_address)
 
     def span(self, net: IPNetwork) -> Interval | None:
         """Numbers of the subnets that share any address with `net`, or None."""
@@ -95,5 +101,5 @@ class Pool:
         if subnet.version != self.network.version or subnet.prefixlen != self.subnet_prefix:
             return None
         # Integers, not subnet_of(): a round asks this of every Node's subnet.
-        number = (int(subnet.network_address) - int(self.network.network_address)) >> self._host_bits
+        number = (int(subnet.network_address) - self._base) >> self._host_bits
         return number if 0 <= number < self.total else None
