@@ -245,17 +245,21 @@ class Feed:
                 found[node] = cidrs
         return found
 
-    def carried(self, nodes: list[NodeView]) -> dict[str, dict[str, str]]:
-        """What each Node carries now, with our writes the watch has not shown yet laid over."""
+    def carried(self, nodes: list[NodeView]) -> dict[str, Mapping[str, str]]:
+        """What each Node carries now, with our writes the watch has not shown yet laid over.
+        The cache's own mappings, but for the Nodes written to: a round reads this of every Node."""
         by_name = {n.name: n for n in nodes}
-        carried = {n.name: dict(n.subnets) for n in nodes}
+        carried: dict[str, Mapping[str, str]] = {n.name: n.subnets for n in nodes}
         for key, written in self._pending.items():
             for node, value in list(written.items()):
                 seen = by_name.get(node)
                 if seen is None or seen.subnets.get(key) == value:
                     del written[node]  # shown by the watch, or the Node is gone
-                elif value is None:
-                    carried[node].pop(key, None)
+                    continue
+                laid = dict(carried[node])
+                if value is None:
+                    laid.pop(key, None)
                 else:
-                    carried[node][key] = value
+                    laid[key] = value
+                carried[node] = laid
         return carried
