@@ -126,6 +126,12 @@ class NodeSubnet(pykube.objects.APIObject):  # type: ignore[misc]
     kind = "NodeSubnet"
 
 
+# For tests that wait through a few resyncs for something not to happen: a
+# shorter period than conftest.py's, so that such a wait can be as much shorter.
+QUICK_RESYNC = 1.5
+QUICK_RESYNC_ENV = {"NETWORK_RESYNC_SECONDS": str(QUICK_RESYNC)}
+
+
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, interval: float = 0.2) -> T:
     """Poll `check` until it returns something truthy; fail with `what` and the last value."""
     deadline = time.monotonic() + timeout
