@@ -91,12 +91,22 @@ def chart_rules(cluster: KubeCluster) -> list[dict[str, Any]]:
     return rules
 
 
-def audit_entries(cluster: KubeCluster, user: str, since: float) -> list[dict[str, Any]]:
-    """The audit log's entries for `user` since a time.time() stamp."""
+def audit_log_end(cluster: KubeCluster) -> int:
+    """Where the audit log ends now: an `offset` for audit_entries."""
+    assert cluster.local is not None
+    return cluster.local.audit_log.stat().st_size
+
+
+def audit_entries(cluster: KubeCluster, user: str, since: float, offset: int = 0) -> list[dict[str, Any]]:
+    """The audit log's entries for `user` since a time.time() stamp; with
+    `offset` (from audit_log_end), only those written from there on."""
     assert cluster.local is not None
     found = []
-    with cluster.local.audit_log.open() as f:
+    with cluster.local.audit_log.open("rb") as f:
+        f.seek(offset)
         for line in f:
+            if not line.endswith(b"\n"):  # still being written
+                break
             entry = json.loads(line)
             when = datetime.datetime.fromisoformat(entry["requestReceivedTimestamp"].replace("Z", "+00:00"))
             if entry["user"].get("username") == user and when.timestamp() >= since:  # none if unauthenticated
@@ -114,6 +124,12 @@ class NodeSubnet(pykube.objects.APIObject):  # type: ignore[misc]
     version = "samplecrd.k8s.io/v1"
     endpoint = "nodesubnets"
     kind = "NodeSubnet"
+
+
+# For tests that wait through a few resyncs for something not to happen: a
+# shorter period than conftest.py's, so that such a wait can be as much shorter.
+QUICK_RESYNC = 1.5
+QUICK_RESYNC_ENV = {"NETWORK_RESYNC_SECONDS": str(QUICK_RESYNC)}
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, interval: float = 0.2) -> T:

@@ -11,6 +11,8 @@ import pykube
 
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
+    QUICK_RESYNC,
+    QUICK_RESYNC_ENV,
     KubeCluster,
     events,
     get_network,
@@ -108,7 +110,7 @@ def test_each_invalid_spec_says_what_to_fix_and_others_keep_working(
         api, namespace, "nothing-matches", {"cidr": "172.17.0.0/16", "nodeSelector": {"matchLabels": {"x": "y"}}}
     )
 
-    with running_operator() as runner:
+    with running_operator(env=QUICK_RESYNC_ENV) as runner:
         wait_for("good", network_ready_with(api, namespace, "good", "True", "Allocated"))
         seen = {}
         for name in INVALID:
@@ -123,7 +125,7 @@ def test_each_invalid_spec_says_what_to_fix_and_others_keep_working(
         # The good Network keeps serving new Nodes while the bad ones sit there.
         make_node("n1")
         wait_subnets(api, namespace, "good", "n1 served", lambda s: set(s) == {"n0", "n1"})
-        time.sleep(7)  # resyncs must not repeat the warnings or retry the handlers
+        time.sleep(2 * QUICK_RESYNC + 1)  # resyncs must not repeat the warnings or retry the handlers
 
         for name in [*INVALID, "nothing-matches"]:
             warnings = [(e["type"], e["reason"], e["message"]) for e in events(api, namespace, name)]

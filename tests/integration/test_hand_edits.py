@@ -19,6 +19,8 @@ import pytest
 from netpool import annotation, records
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
+    QUICK_RESYNC,
+    QUICK_RESYNC_ENV,
     KubeCluster,
     Network,
     NodeSubnet,
@@ -162,7 +164,7 @@ def test_a_node_moved_off_a_newly_reserved_subnet_keeps_one_nodesubnet_and_stays
         make_node(name)
     spec: dict[str, Any] = {"cidr": "10.31.0.0/16"}
     make_network(api, namespace, "pool", spec)
-    with running_operator():
+    with running_operator(env=QUICK_RESYNC_ENV):
 
         def served() -> dict[str, str] | None:
             on_records = record_subnets(api, namespace, "pool")
@@ -173,8 +175,8 @@ def test_a_node_moved_off_a_newly_reserved_subnet_keeps_one_nodesubnet_and_stays
         moved = wait_subnets(api, namespace, "pool", "m2 moved", lambda s: s.get("m2") not in (None, before["m2"]))
         wait_for("its old NodeSubnet gone", lambda: record_subnets(api, namespace, "pool") == moved)
         assert moved == {**before, "m2": moved["m2"]}
-    with running_operator():
+    with running_operator(env=QUICK_RESYNC_ENV):
         wait_for("ready again", network_ready_with(api, namespace, "pool", "True", "Allocated"))
-        time.sleep(2 * RESYNC)  # the restart's reconcile and two resyncs
+        time.sleep(2 * QUICK_RESYNC + 1)  # the restart's reconcile and two resyncs
         assert record_subnets(api, namespace, "pool") == moved
         assert node_subnets(api, namespace, "pool") == moved

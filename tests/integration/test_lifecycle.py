@@ -10,6 +10,8 @@ import pytest
 from netpool import annotation
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
+    QUICK_RESYNC,
+    QUICK_RESYNC_ENV,
     KubeCluster,
     Network,
     audit_entries,
@@ -62,13 +64,13 @@ def test_resync_with_nothing_drifted_writes_nothing_and_repairs_drift(
         make_node(f"n{i}")
     make_network(api, namespace, "quiet", {"cidr": "10.110.0.0/16"})
     make_network(api, namespace, "invalid", {"cidr": "10.111.0.0/16", "gateway": "10.112.0.1"})
-    with running_operator():
+    with running_operator(env=QUICK_RESYNC_ENV):
         wait_for("ready", network_ready_with(api, namespace, "quiet", "True", "Allocated"))
         wait_for("invalid", network_ready_with(api, namespace, "invalid", "False", "InvalidSpec"))
         subnets = wait_subnets(api, namespace, "quiet", "three nodes", lambda s: len(s) == 3)
-        time.sleep(4)  # let the creation settle: events posted, first resync done
+        time.sleep(QUICK_RESYNC + 1)  # let the creation settle: events posted, first resync done
         since = time.time()
-        time.sleep(10)  # three resyncs of both Networks (3 s each in tests)
+        time.sleep(3 * QUICK_RESYNC + 1)  # three resyncs of both Networks
         writes = [
             f"{e['verb']} {e['requestURI']}"
             for e in audit_entries(cluster, "admin", since)

@@ -11,6 +11,8 @@ import pytest
 
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
+    QUICK_RESYNC,
+    QUICK_RESYNC_ENV,
     KubeCluster,
     Network,
     events,
@@ -69,7 +71,7 @@ def test_exhaustion_is_counted_warned_once_and_served_when_space_frees(
         make_node(f"n{i}")
     # 10.80.0.0/22 in /24s: four subnets, one holding the gateway: room for 3.
     make_network(api, namespace, "small", {"cidr": "10.80.0.0/22"})
-    with running_operator():
+    with running_operator(env=QUICK_RESYNC_ENV):
         net = wait_for("exhaustion", network_ready_with(api, namespace, "small", "False", "PoolExhausted"))
         assert (net["status"]["allocated"], net["status"]["waiting"], net["status"]["free"]) == (3, 2, "0")
         assert ready(net)["message"] == (
@@ -78,7 +80,7 @@ def test_exhaustion_is_counted_warned_once_and_served_when_space_frees(
         )
         held = node_subnets(api, namespace, "small")
         assert len(held) == 3
-        time.sleep(7)  # at least two resyncs (3 s each in tests)
+        time.sleep(2 * QUICK_RESYNC + 1)  # at least two resyncs
         warnings = [e for e in events(api, namespace, "small") if e["reason"] == "PoolExhausted"]
         assert len(warnings) == 1
         assert warnings[0]["type"] == "Warning"
