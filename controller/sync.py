@@ -34,11 +34,12 @@ from controller.metrics import Metrics
 from controller.writes import Writer
 from netpool import desired
 from netpool import status as st
-from netpool.desired import Desired, World
+from netpool.desired import Desired
 from netpool.names import Key
 from netpool.pool import IPNetwork
 from netpool.verdict import refusal
 from netpool.views import NetworkView, network_view
+from netpool.world import World
 
 # How long the subnet of a second writer's duplicate record stays unused after
 # its deletion: longer than that writer's PATCH of the Node can be on the way

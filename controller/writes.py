@@ -14,11 +14,12 @@ from controller.feed import Feed
 from controller.kube import Api
 from netpool import annotation, records
 from netpool import status as st
-from netpool.desired import Choice, Desired, World
+from netpool.desired import Choice, Desired
 from netpool.names import LABEL_NETWORK, Key
 from netpool.pool import IPNetwork
 from netpool.records import Record
 from netpool.views import NetworkView, node_view
+from netpool.world import World
 
 T = TypeVar("T")
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]  # (object, type, reason, message)

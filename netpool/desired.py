@@ -10,55 +10,27 @@ server refuses a second record of a subnet, so a create can lose a race):
    delete after them, and the status (`Desired`).
 
 A Network that allocates nothing (invalid or overlapping) goes to `unserved`
-instead. The round (controller/sync.py) reads the caches into a `World` and
-makes the API writes (controller/writes.py).
+instead. The round (controller/sync.py) reads the caches into a `World`
+(netpool/world.py) and makes the API writes (controller/writes.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from netpool import allocator, annotation, podcidr
 from netpool import status as st
 from netpool.allocator import Plan
 from netpool.names import Key
-from netpool.overlap import Claim
-from netpool.pool import IPNetwork, Pool
-from netpool.records import Record, RecordStore
+from netpool.pool import IPNetwork
+from netpool.records import Record
 from netpool.selector import Selector
 from netpool.spec import NetworkSpec
-from netpool.views import NodeView
+from netpool.world import World, annotated_elsewhere, annotated_subnets, own_records, recorded_elsewhere
 
 Status = Callable[[str], dict[str, Any]]  # the time now (RFC 3339) -> the status
-
-
-@dataclasses.dataclass(frozen=True)
-class World:
-    """What one Network's round reads: the caches, with the operator's own
-    writes the watch has not shown yet laid over."""
-
-    key: Key
-    nodes: Sequence[NodeView]
-    carried: Mapping[str, Mapping[str, str]]  # Node -> this operator's annotations on it
-    records: RecordStore  # every Network's NodeSubnets
-    rivals: Sequence[Claim] = ()  # every other valid Network's claim on its cidr
-    gone: Collection[str] = ()  # Nodes known to be gone from the API
-    resting: Collection[IPNetwork] = ()  # subnets of a second writer's duplicates, deleted a moment ago
-    writers: Mapping[int, tuple[Key, Selector]] = dataclasses.field(default_factory=dict)  # podCIDRs, per family
-    # Node -> its podCIDRs: read only when this Network writes them (`writes_pod_cidrs`)
-    pod_cidrs: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
-
-    @property
-    def ann_key(self) -> str:
-        return annotation.key_for(*self.key)
-
-    @functools.cached_property
-    def uids(self) -> dict[str, str]:
-        """Node -> its uid: the owner of its NodeSubnets."""
-        return {n.name: n.uid for n in self.nodes}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +91,7 @@ def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choi
     cidrs = world.pod_cidrs if writes_pod_cidrs(key, spec, world.writers) else {}
     fit = podcidr.fit(pool, matching, cidrs, own)
     wanted = [n for n in matching if n not in fit.conflicts]
-    annotated = _annotated(world, spec, own)
+    annotated = annotated_subnets(world, spec, own)
     held: dict[str, IPNetwork | None] = {n: r.subnet for n, r in own.items()}
     for node, subnet in annotated.items():
         held.setdefault(node, subnet)
@@ -141,10 +113,10 @@ def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choi
     # to be released, and what Nodes carry without a record (other Networks'
     # annotations, values that are not their Node's record), unless one of
     # this Network's records holds it.
-    taken = _recorded_elsewhere(world, pool)
+    taken = recorded_elsewhere(world, pool)
     wanted_set = set(wanted)
     taken += [r.subnet for r in extra] + [r.subnet for n, r in own.items() if n not in wanted_set]
-    unrecorded = _annotated_elsewhere(world, pool)
+    unrecorded = annotated_elsewhere(world, pool)
     unrecorded += [s for n, s in annotated.items() if s is not None and s is not held.get(n) and s != held.get(n)]
     recorded = {r.subnet for r in own.values()} if unrecorded or world.resting else set()
     taken += allocator.not_free(unrecorded, recorded)
@@ -155,47 +127,6 @@ def choose(world: World, spec: NetworkSpec, previous: Mapping[str, Any]) -> Choi
     # Newcomers in join order: every writer's watch shows the same one (see allocator.plan).
     plan = allocator.plan(pool, wanted, held, remembered, taken, {n.name: n.created for n in world.nodes})
     return Choice(key, spec, plan, wanted, fit, own, extra, writer)
-
-
-def _annotated(world: World, spec: NetworkSpec, own: Mapping[str, Record]) -> dict[str, IPNetwork | None]:
-    """Each Node's subnet as this Network's annotation on it says (None:
-    garbage). Most carry exactly what their record holds: that is compared,
-    not parsed (a round asks this of every Node)."""
-    ann_key = world.ann_key
-    render = annotation.renderer(*world.key, str(spec.pool.gateway))
-    found: dict[str, IPNetwork | None] = {}
-    for node, values in world.carried.items():
-        value = values.get(ann_key)
-        if value is None:
-            continue
-        record = own.get(node)
-        if record is not None and value == render(record.text):
-            found[node] = record.subnet
-        else:
-            found[node] = allocator.parse_subnet(annotation.subnet_of(value))
-    return found
-
-
-def _apart(world: World, pool: Pool) -> set[Key]:
-    """The other Networks whose cidr shares no address with this pool: most of
-    the cluster's allocations are theirs, and reading them all made every
-    reconcile O(allocations). Should one of them still hold a subnet here (its
-    cidr just moved), the NodeSubnet's name is taken and its create loses:
-    the Node is planned again next round."""
-    return {c.key for c in world.rivals if not c.network.overlaps(pool.network)}
-
-
-def _recorded_elsewhere(world: World, pool: Pool) -> list[IPNetwork]:
-    """The subnets other Networks' records hold, but of those apart."""
-    apart, records = _apart(world, pool), world.records
-    return [r.subnet for k in records.networks() if k != world.key and k not in apart for r in records.of(k)]
-
-
-def _annotated_elsewhere(world: World, pool: Pool) -> list[IPNetwork | None]:
-    """The subnets other Networks' annotations carry, but of those apart."""
-    apart_keys = {annotation.key_for(*k) for k in _apart(world, pool)} | {world.ann_key}
-    values = (v for carried in world.carried.values() for k, v in carried.items() if k not in apart_keys)
-    return [allocator.parse_subnet(annotation.subnet_of(v)) for v in values]
 
 
 def settle(
@@ -312,16 +243,3 @@ def _same(a: IPNetwork | None, b: IPNetwork | None) -> bool:
     """a == b, first by identity: a round compares every Node's subnet, and
     most are the very object its record holds."""
     return a is b or a == b
-
-
-def own_records(mine: Iterable[Record]) -> tuple[dict[str, Record], list[Record]]:
-    """Each Node's record of one Network, and the extras: two writers can give a
-    Node two; every replica keeps the same one, the older."""
-    own: dict[str, Record] = {}
-    extra: list[Record] = []
-    for record in sorted(mine, key=lambda r: r.age):
-        if record.node in own:
-            extra.append(record)
-        else:
-            own[record.node] = record
-    return own, extra

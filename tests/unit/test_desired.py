@@ -21,6 +21,7 @@ from netpool.records import Record, RecordStore, name_for
 from netpool.selector import parse_selector
 from netpool.verdict import judge, refusal
 from netpool.views import NodeView
+from netpool.world import World
 
 KEY: Key = ("ns", "pods")
 OTHER: Key = ("ns", "other")
@@ -224,14 +225,14 @@ CASES = [
 ]
 
 
-def world_of(case: Case) -> desired.World:
+def world_of(case: Case) -> World:
     store = RecordStore()
     for r in case.records:
         store.put(r)
     writers = {}
     if case.writer is not None:
         writers[4] = (case.writer, parse_selector(SPEC["nodeSelector"])[0])
-    return desired.World(
+    return World(
         KEY,
         case.nodes,
         {n.name: dict(n.subnets) for n in case.nodes},
@@ -243,7 +244,7 @@ def world_of(case: Case) -> desired.World:
     )
 
 
-def one_round(world: desired.World, spec: Mapping[str, Any], lose: Iterable[str] = ()) -> desired.Desired:
+def one_round(world: World, spec: Mapping[str, Any], lose: Iterable[str] = ()) -> desired.Desired:
     """choose, the creates (those of `lose` made first by another writer), settle."""
     parsed = judge(spec).spec
     assert parsed is not None
