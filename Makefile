@@ -6,6 +6,7 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 CLUSTER_DIR ?= $(CURDIR)/.cluster/default
 PYTEST_ARGS ?=
+INTEGRATION_WORKERS ?= $(if $(KUBECONFIG),1,2)
 BENCH_NODES ?= 1000 5000
 BENCH_GRID  ?= 5000x10
 BENCH_RESYNC ?= 10
@@ -74,8 +75,11 @@ fmt: venv
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# Each worker process starts a control plane of its own (one only against
+# $KUBECONFIG: the tests clear its Nodes and Networks); a file runs in one worker. PYTHONSAFEPATH: a worker is started as `python -c` from the
+# root, where operator.py would shadow the standard library's operator module.
 integration: venv controlplane monitoring-tools
-	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+	PYTHONSAFEPATH=1 $(BIN)/pytest tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # As root, `make test` also runs the end-to-end tests; otherwise it says
 # loudly that they are switched off (make e2e alone fails without root).

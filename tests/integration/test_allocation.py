@@ -37,6 +37,11 @@ def test_seed_example_gives_every_node_a_distinct_24(
             "the example to be Ready", network_ready_with(api, namespace, "example-network", "True", "Allocated")
         )
         on_nodes = wait_subnets(api, namespace, "example-network", "5 annotated nodes", lambda s: len(s) == 5)
+        # The event is posted after the status is written, by Kopf's poster in the background.
+        wait_for(
+            "the Synced event",
+            lambda: [e for e in events(api, namespace, "example-network") if e["reason"] == "Synced"],
+        )
 
     # The seed's informer output: the node list once synced, then each node added.
     assert "nodelist (5): worker-0, worker-1, worker-2, worker-3, worker-4" in runner.output
