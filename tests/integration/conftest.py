@@ -4,6 +4,7 @@ the CRDs installed, a namespace per test and a clean set of Nodes and Networks.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import uuid
@@ -21,6 +22,18 @@ os.environ.setdefault("NETWORK_RESYNC_SECONDS", "3")
 os.environ.setdefault("NETWORK_RELIST_SECONDS", "1.5")
 # No HTTP server unless a test asks for one (on a port of its own).
 os.environ.setdefault("NETWORK_HTTP_PORT", "0")
+
+
+@pytest.fixture(autouse=True)
+def _machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A test marked `alone` asserts a bound in seconds: it has the machine to
+    itself while the other worker processes (`make integration` runs two)
+    wait, and it waits for their running tests. A lock in the directory the
+    workers share: held shared by every other test, exclusively by it."""
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(tmp_path_factory.getbasetemp().parent / "machine.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,7 @@ def still_serving(api: pykube.HTTPClient, namespace: str, live: set[str], make_n
     wait_for("a joining Node served, a leaving one released", converged(api, namespace, "net", live), timeout=30)
 
 
+@pytest.mark.alone
 def test_a_list_that_outlives_a_compaction_starts_again_and_the_operator_goes_on(
     cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, make_node: NodeFactory, proxy: FaultProxy
 ) -> None:

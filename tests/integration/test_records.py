@@ -190,6 +190,7 @@ def lost_races(logs: Sequence[Path]) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 @pytest.mark.parametrize("lease", [False, True], ids=["no-lease", "shared-lease"])
 def test_two_writers_serve_a_burst_of_joins_within_seconds(
     cluster: KubeCluster, api: pykube.HTTPClient, namespace: str, tmp_path: Path, lease: bool
