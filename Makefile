@@ -75,8 +75,9 @@ fmt: venv
 unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-# Each worker process starts a control plane of its own (one only against
-# $KUBECONFIG: the tests clear its Nodes and Networks); a file runs in one worker. PYTHONSAFEPATH: a worker is started as `python -c` from the
+# Each worker process starts a control plane of its own (one worker only
+# against $KUBECONFIG: the tests clear its Nodes and Networks); a file runs in
+# one worker. PYTHONSAFEPATH: a worker is started as `python -c` from the
 # root, where operator.py would shadow the standard library's operator module.
 integration: venv controlplane monitoring-tools
 	PYTHONSAFEPATH=1 $(BIN)/pytest tests/integration -n $(INTEGRATION_WORKERS) --dist loadfile $(PYTEST_ARGS)
