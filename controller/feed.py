@@ -57,7 +57,8 @@ class Feed:
         self.relist_every = relist_every  # seconds between LISTs on resync
         self._listed_at = -math.inf
         self._pending: dict[str, dict[str, str | None]] = {}  # annotation key -> node -> value written, unseen
-        self._pending_cidrs: dict[str, tuple[str, ...]] = {}  # node -> podCIDRs written, unseen
+        # node -> (its uid then, podCIDRs written), unseen: a Node made again under its name has none
+        self._pending_cidrs: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.records_version = ""  # the resourceVersion of the last LIST of NodeSubnets
         self.creating: set[str] = set()  # NodeSubnets whose create is on its way: their answer decides
 
@@ -106,7 +107,8 @@ class Feed:
                 self.touch(self._affected(old, new))
         self.gone = {r.node for r in found} - {v.name for v in listed}
         self._pending.clear()  # the LISTs came after every write we made
-        self._pending_cidrs.clear()
+        if whole:  # a metadata LIST shows no podCIDRs: ours stay laid over until the watch shows them
+            self._pending_cidrs.clear()
         self.metrics.nodes.set(len(self.nodes))
         if ghosts:
             self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
@@ -233,13 +235,16 @@ class Feed:
         self._pending.setdefault(ann_key, {})[node] = value
 
     def wrote_pod_cidrs(self, node: str, cidrs: tuple[str, ...]) -> None:
-        self._pending_cidrs[node] = cidrs
+        known = self.nodes.get(node)
+        self._pending_cidrs[node] = (known.uid if known is not None else "", cidrs)
 
     def pod_cidrs(self, nodes: list[NodeView]) -> dict[str, tuple[str, ...]]:
         """Each Node's podCIDRs, with ours the watch has not shown yet laid over."""
         found = {n.name: n.pod_cidrs for n in nodes}
-        for node, cidrs in list(self._pending_cidrs.items()):
-            if found.get(node, cidrs):  # shown by the watch (or set by someone else), or the Node is gone
+        uids = {n.name: n.uid for n in nodes} if self._pending_cidrs else {}
+        for node, (uid, cidrs) in list(self._pending_cidrs.items()):
+            # shown by the watch (or set by someone else), or the Node is gone or made again
+            if found.get(node) or uids.get(node) != uid:
                 del self._pending_cidrs[node]
             else:
                 found[node] = cidrs

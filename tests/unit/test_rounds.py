@@ -21,6 +21,7 @@ from netpool import annotation
 from netpool.desired import Desired
 from netpool.names import Key
 from netpool.records import Record
+from netpool.views import NodeView, node_view
 
 N1, N2 = "node-1", "node-2"
 
@@ -99,7 +100,7 @@ def test_every_network_of_a_round_shares_one_patch_per_node() -> None:
     assert (a.again, b.again) == (False, False)
     # What was written is laid over the cache until the watch shows it.
     assert w.feed._pending == {key("a"): {N1: "a1", N2: None}, key("b"): {N1: "b1"}}
-    assert w.feed._pending_cidrs == {N1: ("10.1.0.0/24",)}
+    assert w.feed._pending_cidrs == {N1: ("", ("10.1.0.0/24",))}
 
 
 def test_podcidrs_two_writers_disagree_on_keep_the_first_and_send_the_other_round_again() -> None:
@@ -169,3 +170,46 @@ def test_a_record_whose_delete_failed_goes_back_into_the_store() -> None:
     assert isinstance(errors[("ns", "a")], ConnectionError)
     assert w.records.get(failed.name) == failed
     assert w.records.get(done.name) is None
+
+
+def test_podcidrs_written_stay_laid_over_the_cache_through_a_metadata_relist() -> None:
+    """A resync's LIST reads Node metadata only, so it cannot show podCIDRs:
+    those written before it stay laid over the cache until the watch shows
+    them. Dropped there, the next round saw the Node without podCIDRs and
+    wrote them again."""
+
+    class Lists(FakeApi):
+        async def list_node_metadata(self, view: Any) -> list[Any]:
+            return [view({"metadata": {"name": N1, "uid": "u1", "annotations": {key("a"): "a1"}}})]
+
+    w = writer(Lists())
+    feed = w.feed
+    feed.nodes.put(feed_node(N1))  # as the watch showed it before our write
+    write_round(w, [network_round("a", {N1: "a1"}, {N1: ("10.1.0.0/24",)})])
+    asyncio.run(feed.relist())
+    nodes = list(feed.nodes)
+    assert feed.carried(nodes)[N1] == {key("a"): "a1"}  # the LIST shows the annotation
+    assert feed.pod_cidrs(nodes) == {N1: ("10.1.0.0/24",)}
+    # The watch shows them: nothing left laid over.
+    feed.nodes.put(feed_node(N1, {key("a"): "a1"}, ["10.1.0.0/24"]))
+    assert feed.pod_cidrs(list(feed.nodes)) == {N1: ("10.1.0.0/24",)}
+    assert feed._pending_cidrs == {}
+
+
+def test_podcidrs_written_are_not_laid_over_a_node_made_again_under_the_same_name() -> None:
+    w = writer(FakeApi())
+    feed = w.feed
+    feed.nodes.put(feed_node(N1))
+    write_round(w, [network_round("a", {}, {N1: ("10.1.0.0/24",)})])
+    assert feed.pod_cidrs(list(feed.nodes)) == {N1: ("10.1.0.0/24",)}
+    # Deleted and made again while the watch was away: the new Node has none.
+    feed.nodes.put(feed_node(N1, uid="u2"))
+    assert feed.pod_cidrs(list(feed.nodes)) == {N1: ()}
+    assert feed._pending_cidrs == {}
+
+
+def feed_node(
+    name: str, annotations: dict[str, str] | None = None, cidrs: list[str] | None = None, uid: str = "u1"
+) -> NodeView:
+    meta = {"name": name, "uid": uid, "annotations": annotations or {}}
+    return node_view({"metadata": meta, "spec": {"podCIDRs": cidrs or []}})
