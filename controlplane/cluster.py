@@ -241,6 +241,9 @@ class Cluster:
             f"--audit-log-path={self.audit_log}",
             "--audit-log-mode=blocking",
             "--profiling=false",
+            # A namespace's or a test's deletecollection of thousands of objects,
+            # several deletes at a time (default: one).
+            "--delete-collection-workers=4",
             "--v=0",
             *self._apiserver_node_args(),
         ]

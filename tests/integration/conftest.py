@@ -4,7 +4,6 @@ the CRDs installed, a namespace per test and a clean set of Nodes and Networks.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import uuid
@@ -22,18 +21,6 @@ os.environ.setdefault("NETWORK_RESYNC_SECONDS", "3")
 os.environ.setdefault("NETWORK_RELIST_SECONDS", "1.5")
 # No HTTP server unless a test asks for one (on a port of its own).
 os.environ.setdefault("NETWORK_HTTP_PORT", "0")
-
-
-@pytest.fixture(autouse=True)
-def _machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A test marked `alone` asserts a bound in seconds: it has the machine to
-    itself while the other worker processes (`make integration` runs two)
-    wait, and it waits for their running tests. A lock in the directory the
-    workers share: held shared by every other test, exclusively by it."""
-    alone = request.node.get_closest_marker("alone") is not None
-    with open(tmp_path_factory.getbasetemp().parent / "machine.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +67,11 @@ def _remove_networks_and_nodes(api: pykube.HTTPClient) -> None:
     for node in pykube.Node.objects(api):
         if node.obj["metadata"].get("finalizers"):
             node.patch({"metadata": {"finalizers": None}})
-    # deletecollection: one call for thousands of objects, which takes a while
-    api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
+    # deletecollection: one call for thousands of objects, which takes a while.
+    # NodeSubnets first: once their Nodes are gone, the garbage collector
+    # would delete each of them as well, racing the collection's deletes.
     api.raise_for_status(api.delete(url="nodesubnets", version=NodeSubnet.version, timeout=300))
+    api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
     wait_for(
         "Networks, Nodes and NodeSubnets to be gone",
         lambda: (
