@@ -44,6 +44,7 @@ from tests.e2e.host import (  # noqa: E402
     kill_cgroup_tree,
     make_cgroups,
     make_mount_points,
+    make_state,
     save_sysctls,
 )
 
@@ -82,7 +83,7 @@ class Segment:
         self.bin, self.images = bin_dir, images
 
     def start(self) -> dict[str, str]:
-        STATE.mkdir(parents=True)
+        make_state()
         RUN.mkdir(parents=True)
         save_sysctls()
         make_mount_points()

@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from controlplane.cluster import Cluster  # noqa: E402
 from tests.e2e import harness  # noqa: E402
 from tests.e2e.daemons import Cni, Daemons, log, run_quiet, tail  # noqa: E402
-from tests.e2e.host import RUN, STATE, kill_cgroup_tree, make_cgroups, save_sysctls  # noqa: E402
+from tests.e2e.host import RUN, STATE, kill_cgroup_tree, make_cgroups, make_state, save_sysctls  # noqa: E402
 
 NODE = "e2e-node"
 NODE_IP = "10.89.0.2"
@@ -110,7 +110,7 @@ class Node:
 
     def start(self) -> dict[str, str]:
         started = time.monotonic()
-        STATE.mkdir(parents=True)
+        make_state()
         RUN.mkdir(parents=True)
         save_sysctls()
         network()
