@@ -63,10 +63,13 @@ cluster-down:
 run: venv controlplane
 	$(BIN)/python deploy/run_local.py
 
+# mypy's cache lives with the other caches, outside the work tree: a fresh
+# clone is checked in seconds instead of 20 (mypy re-checks what changed).
+MYPY_CACHE ?= $(HOME)/.cache/network-operator/mypy
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir $(MYPY_CACHE)
 
 fmt: venv
 	$(BIN)/ruff format .
