@@ -81,14 +81,15 @@ unit: venv
 # Two phases. First every test but those marked `alone`, in
 # $(INTEGRATION_WORKERS) processes, each with a control plane of its own (a
 # file runs in one process); then the `alone` tests, which assert a bound in
-# seconds, in one process on a machine with nothing else running (exit 5: no
-# such test selected). Never more than one process against $KUBECONFIG: the
+# seconds, in one process on a machine with nothing else running. Exit code
+# 5 (PYTEST_ARGS="-k ..." selected no test in that phase) is no failure.
+# Never more than one process against $KUBECONFIG: the
 # tests clear its Nodes and Networks. PYTHONSAFEPATH: a worker is started as
 # `python -c` from the root, where operator.py would shadow the standard
 # library's operator module.
 INTEGRATION := PYTHONSAFEPATH=1 $(BIN)/pytest tests/integration
 integration: venv controlplane monitoring-tools
-	$(INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile -m "not alone" $(PYTEST_ARGS)
+	$(INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile -m "not alone" $(PYTEST_ARGS) || [ $$? = 5 ]
 	$(INTEGRATION) -p no:xdist -m alone $(PYTEST_ARGS) || [ $$? = 5 ]
 
 # As root, `make test` also runs the end-to-end tests; otherwise it says
