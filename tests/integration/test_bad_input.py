@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import time
 from typing import Any
@@ -14,6 +13,7 @@ from tests.integration.support import (
     QUICK_RESYNC,
     QUICK_RESYNC_ENV,
     KubeCluster,
+    create_nodes,
     events,
     get_network,
     make_network,
@@ -198,14 +198,7 @@ def test_fixing_an_invalid_spec_recovers_by_itself(
 
 def test_ten_thousand_nodes_on_a_24(cluster: KubeCluster, api: pykube.HTTPClient, namespace: str) -> None:
     total = 10_000
-
-    def create(chunk: range) -> None:
-        client = pykube.HTTPClient(pykube.KubeConfig.from_file(str(cluster.kubeconfig)))
-        for i in chunk:
-            pykube.Node(client, {"metadata": {"name": f"big-{i:05d}"}}).create()
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(create, [range(i, total, 8) for i in range(8)]))
+    create_nodes([f"big-{i:05d}" for i in range(total)])
     # /32 per node: 256 addresses, the gateway's excluded.
     make_network(api, namespace, "tiny", {"cidr": "10.250.0.0/24", "nodeSubnetPrefix": 32})
     with running_operator():

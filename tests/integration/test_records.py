@@ -39,6 +39,7 @@ from tests.integration.support import (
     NodeSubnet,
     audit_entries,
     chart_rules,
+    create_nodes,
     get_network,
     make_network,
     network_exists,
@@ -67,32 +68,68 @@ def make_nodes(cluster: KubeCluster, names: list[str], threads: int = 8) -> None
         list(pool.map(create, [names[i::threads] for i in range(threads)]))
 
 
-def duplicates_on_nodes(api: pykube.HTTPClient) -> dict[str, list[str]]:
-    """Subnets that more than one Node carries in its annotations, with those Nodes."""
-    holders: dict[str, list[str]] = defaultdict(list)
-    for node in pykube.Node.objects(api):
-        for key, value in node.annotations.items():
-            if key.startswith(annotation.PREFIX) and (subnet := annotation.subnet_of(value)):
-                holders[subnet].append(node.name)
-    return {s: n for s, n in holders.items() if len(n) > 1}
+def subnets_carried(node: Mapping[str, Any]) -> set[str]:
+    """The subnets a Node's annotations of this operator carry."""
+    values = (node.get("metadata") or {}).get("annotations") or {}
+    return {s for k, v in values.items() if k.startswith(annotation.PREFIX) and (s := annotation.subnet_of(v))}
 
 
-class Sampler(threading.Thread):
-    """Looks for a subnet on two Nodes every 100 ms while the operators work."""
+class Duplicates(threading.Thread):
+    """Watches the Nodes while the operators work and, after every change the
+    API server makes to one, looks for a subnet on two Nodes: every state the
+    Nodes went through, in order, not samples of them."""
 
     def __init__(self, cluster: KubeCluster) -> None:
         super().__init__(daemon=True)
         self.api = pykube.HTTPClient(pykube.KubeConfig.from_file(str(cluster.kubeconfig)))
         self.stop = threading.Event()
-        self.samples = 0
+        self.events = 0  # changes looked at
         self.seen: list[dict[str, list[str]]] = []
+        self.carried: dict[str, set[str]] = {}  # Node -> its subnets
+        self.holders: dict[str, set[str]] = defaultdict(set)  # subnet -> the Nodes carrying it
 
     def run(self) -> None:
-        while not self.stop.wait(0.1):
-            found = duplicates_on_nodes(self.api)
-            self.samples += 1
-            if found:
-                self.seen.append(found)
+        version = ""
+        while not self.stop.is_set():
+            if not version:  # at first, and after 410 Gone: every Node as it is now
+                listed = self.api.get(url="nodes", version="v1")
+                self.api.raise_for_status(listed)
+                body = listed.json()
+                for name in list(self.carried):
+                    self._apply(name, set())
+                for node in body["items"]:
+                    self._apply(node["metadata"]["name"], subnets_carried(node))
+                version = body["metadata"]["resourceVersion"]
+            version = self._watch(version)
+
+    def _watch(self, version: str) -> str:
+        """One watch from `version`, a second long so that `stop` is heard; where the next starts."""
+        params = {"watch": "1", "resourceVersion": version, "allowWatchBookmarks": "true", "timeoutSeconds": "1"}
+        with self.api.get(url="nodes", version="v1", params=params, stream=True, timeout=10) as response:
+            self.api.raise_for_status(response)
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                event = json.loads(line)
+                node = event["object"]
+                if event["type"] == "ERROR":
+                    return "" if node.get("code") == 410 else version
+                version = node["metadata"]["resourceVersion"]
+                if event["type"] != "BOOKMARK":
+                    gone = event["type"] == "DELETED"
+                    self._apply(node["metadata"]["name"], set() if gone else subnets_carried(node))
+        return version
+
+    def _apply(self, name: str, subnets: set[str]) -> None:
+        self.events += 1
+        for subnet in self.carried.pop(name, set()) - subnets:
+            self.holders[subnet].discard(name)
+        if subnets:
+            self.carried[name] = subnets
+        for subnet in subnets:
+            self.holders[subnet].add(name)
+            if len(self.holders[subnet]) > 1:
+                self.seen.append({subnet: sorted(self.holders[subnet])})
 
 
 @contextlib.contextmanager
@@ -146,13 +183,13 @@ def test_two_writers_never_hand_out_a_subnet_twice(
         on_records = record_subnets(api, namespace, "shared")
         return on_records if on_records == node_subnets(api, namespace, "shared") else None
 
-    sampler = Sampler(cluster)
-    sampler.start()
+    duplicates = Duplicates(cluster)
+    duplicates.start()
     try:
         for round_ in range(3):
             names = [f"r{round_}-{i:04d}" for i in range(total)]
             random.Random(round_).shuffle(names)
-            make_nodes(cluster, names)
+            create_nodes(names)
             wait_for(
                 f"round {round_}: every Node served",
                 lambda: len(s := node_subnets(api, namespace, "shared")) == total and s,
@@ -167,11 +204,11 @@ def test_two_writers_never_hand_out_a_subnet_twice(
             api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
             wait_for("the round's NodeSubnets gone", lambda: not list(NodeSubnet.objects(api)), timeout=120, interval=1)
     finally:
-        sampler.stop.set()
-        sampler.join()
-    print(f"\n{sampler.samples} samples, duplicates seen: {sampler.seen[:3]}")
-    assert sampler.samples > 50
-    assert sampler.seen == []
+        duplicates.stop.set()
+        duplicates.join()
+    print(f"\n{duplicates.events} Node changes looked at, duplicates seen: {duplicates.seen[:3]}")
+    assert duplicates.events >= 2 * 3 * total  # each Node made, then annotated
+    assert duplicates.seen == []
     # Both really wrote, and the chart's role was enough for both (the lost races read a NodeSubnet).
     for account in two_writers:
         entries = audit_entries(cluster, f"system:serviceaccount:{namespace}:{account}", since)
@@ -203,8 +240,8 @@ def test_two_writers_serve_a_burst_of_joins_within_seconds(
     total = 1000
     accounts = ["writer-a", "writer-b"]
     env = {"NETWORK_LEASE": "network-operator", "NETWORK_LEASE_NAMESPACE": namespace} if lease else {}
-    sampler = Sampler(cluster)
-    sampler.start()
+    duplicates = Duplicates(cluster)
+    duplicates.start()
     waited: list[float] = []
     try:
         for round_ in range(3):
@@ -242,12 +279,12 @@ def test_two_writers_serve_a_burst_of_joins_within_seconds(
                 Network.objects(api, namespace=namespace).get(name=name).delete()
                 wait_for("the Network gone", gone, timeout=60)
     finally:
-        sampler.stop.set()
-        sampler.join()
+        duplicates.stop.set()
+        duplicates.join()
     print(f"\nserved after the last join: {', '.join(f'{w:.1f} s' for w in waited)}; load {os.getloadavg()}")
-    print(f"{sampler.samples} samples, duplicates seen: {sampler.seen[:3]}")
-    assert sampler.samples > 50
-    assert sampler.seen == []
+    print(f"{duplicates.events} Node changes looked at, duplicates seen: {duplicates.seen[:3]}")
+    assert duplicates.events >= 2 * 3 * total  # each Node made, then annotated
+    assert duplicates.seen == []
     assert max(waited) <= SERVED_WITHIN, waited
 
 
@@ -368,7 +405,7 @@ def test_five_thousand_nodes_keep_the_network_small_and_a_restart_writes_nothing
     if cluster.local is None:
         pytest.skip("counts writes in the audit log of the control plane built here")
     total = 5000
-    make_nodes(cluster, [f"s-{i:04d}" for i in range(5)])
+    create_nodes([f"s-{i:04d}" for i in range(5)])
     make_network(api, namespace, "big", {"cidr": "10.0.0.0/8"})
     with running_operator():
         # Kopf records the handled spec after the handler that wrote the status returns.
@@ -382,7 +419,7 @@ def test_five_thousand_nodes_keep_the_network_small_and_a_restart_writes_nothing
                 and "samplecrd.k8s.io/last-handled-configuration" in n["metadata"].get("annotations", {})
             ),
         )
-        make_nodes(cluster, [f"s-{i:04d}" for i in range(5, total)])
+        create_nodes([f"s-{i:04d}" for i in range(5, total)])
         large = wait_network(
             api,
             namespace,
