@@ -8,10 +8,11 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from controller.feed import Feed
 from controller.kube import Api
+from controller.transport import CONCURRENCY
 from netpool import annotation, records
 from netpool import status as st
 from netpool.desired import Choice, Desired
@@ -22,6 +23,8 @@ from netpool.views import NetworkView, node_view
 from netpool.world import World
 
 T = TypeVar("T")
+# Calls of a round started at once: enough to keep every connection busy.
+IN_FLIGHT = 2 * CONCURRENCY
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]  # (object, type, reason, message)
 # A Node's PATCH: annotations (None removes one) and podCIDRs (empty: none).
 Patch = tuple[dict[str, str | None], tuple[str, ...]]
@@ -75,7 +78,9 @@ class Writer:
             else:
                 lost.add(node)
 
-        await asyncio.gather(*(one(n, s) for n, s in choice.new()))
+        errors = [e for e in await _each(one(n, s) for n, s in choice.new()) if isinstance(e, Exception)]
+        if errors:
+            raise errors[0]
         if lost:
             self.logger.info("%s: %d subnets were taken meanwhile; choosing again", view.ref, len(lost))
         return own, lost
@@ -185,10 +190,20 @@ class Writer:
 
 
 async def _each(calls: Iterable[Awaitable[T]]) -> list[T | Exception]:
-    """Run them all at once; each result, or the error that failed it, in its
-    place. Cancellation (the operator is stopping) is not an error: it goes on."""
-    done = await asyncio.gather(*calls, return_exceptions=True)
-    for outcome in done:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
-            raise outcome
-    return cast(list[T | Exception], done)
+    """Run them, IN_FLIGHT at a time; each result, or the error that failed
+    it, in its place. Cancellation (the operator is stopping) is not an error:
+    it goes on. `calls` is consumed as the calls start: a round of 5,000
+    Nodes made 5,000 tasks at once, each with its request body built, all
+    waiting for one of the client's CONCURRENCY connections."""
+    results: dict[int, T | Exception] = {}
+    pending = enumerate(calls)
+
+    async def run() -> None:
+        for i, call in pending:  # shared by the runners: each takes the next
+            try:
+                results[i] = await call
+            except Exception as e:
+                results[i] = e
+
+    await asyncio.gather(*(run() for _ in range(IN_FLIGHT)))
+    return [results[i] for i in range(len(results))]

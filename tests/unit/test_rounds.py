@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 
+from controller import writes
 from controller.feed import Feed
 from controller.kube import Api
 from controller.metrics import Metrics
@@ -213,3 +214,35 @@ def feed_node(
 ) -> NodeView:
     meta = {"name": name, "uid": uid, "annotations": annotations or {}}
     return node_view({"metadata": meta, "spec": {"podCIDRs": cidrs or []}})
+
+
+@pytest.mark.parametrize("calls", [0, 1, writes.IN_FLIGHT, 5 * writes.IN_FLIGHT + 3])
+def test_a_rounds_calls_run_in_flight_a_few_at_a_time_each_outcome_in_its_place(calls: int) -> None:
+    """A round of thousands of Nodes makes each call as one starts, at most
+    IN_FLIGHT at once, not all of them ahead; each result or error comes
+    back where its call was."""
+    running = most = made = started = 0
+
+    async def call(i: int) -> int:
+        nonlocal running, most, started
+        started += 1
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        running -= 1
+        if i % 7 == 3:
+            raise ValueError(i)
+        return i
+
+    def each() -> Any:
+        nonlocal made
+        for i in range(calls):
+            assert made == started  # the one before has started: none made ahead
+            made += 1
+            yield call(i)
+
+    outcomes = asyncio.run(writes._each(each()))
+    assert [-int(str(o)) if isinstance(o, ValueError) else o for o in outcomes] == [
+        -i if i % 7 == 3 else i for i in range(calls)
+    ]
+    assert most == min(calls, writes.IN_FLIGHT)
