@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from controller.kube import Api
@@ -182,8 +182,7 @@ class Feed:
         old = self.nodes.put(view)
         if old is None:
             self.metrics.nodes.set(len(self.nodes))
-        same = old is not None and old.labels == view.labels and old.pod_cidrs == view.pod_cidrs
-        if same and old is not None and (old.subnets == view.subnets or self._own_writes(name, old, view)):
+        if old is not None and old.labels == view.labels and self._seen(name, old, view):
             return
         await self._request_each(self._affected(old, view))
 
@@ -224,8 +223,13 @@ class Feed:
         for key in keys:
             await self._request(key)
 
-    def _own_writes(self, node: str, old: NodeView, new: NodeView) -> bool:
-        """Whether every annotation that changed is one of our writes coming back."""
+    def _seen(self, node: str, old: NodeView, new: NodeView) -> bool:
+        """Whether every annotation and podCIDR that changed is one of our
+        writes coming back: the round that made it took it into account, and
+        whom else it concerns was asked then (`cidrs_written`)."""
+        ours = self._pending_cidrs.get(node) == (new.uid, new.pod_cidrs)
+        if old.pod_cidrs != new.pod_cidrs and (old.pod_cidrs or not ours):
+            return False
         changed = {k for k in old.subnets.keys() | new.subnets.keys() if old.subnets.get(k) != new.subnets.get(k)}
         return all(node in self._pending.get(k, {}) and self._pending[k][node] == new.subnets.get(k) for k in changed)
 
@@ -237,6 +241,19 @@ class Feed:
     def wrote_pod_cidrs(self, node: str, cidrs: tuple[str, ...]) -> None:
         known = self.nodes.get(node)
         self._pending_cidrs[node] = (known.uid if known is not None else "", cidrs)
+
+    async def cidrs_written(self, written: Mapping[str, tuple[tuple[str, ...], Collection[Key]]]) -> None:
+        """podCIDRs we set (Node -> them, and the Networks that wrote them)
+        pin a subnet for every Network that selects the Node: those that
+        wrote them counted them already, the others are asked now, once,
+        instead of when the watch shows the write."""
+        concerned: set[Key] = set()
+        for node, (cidrs, by) in written.items():
+            old = self.nodes.get(node)
+            if old is not None:
+                new = dataclasses.replace(old, pod_cidrs=cidrs)
+                concerned.update(k for k in self._affected(old, new) if k not in by)
+        await self._request_each(sorted(concerned))
 
     def pod_cidrs(self, nodes: list[NodeView]) -> dict[str, tuple[str, ...]]:
         """Each Node's podCIDRs, with ours the watch has not shown yet laid over."""

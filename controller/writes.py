@@ -90,6 +90,7 @@ class Writer:
         from each Node's outcome for the Networks that wrote to it."""
         patches: dict[str, Patch] = {}
         writers: dict[str, list[Key]] = {}
+        cidr_writers: dict[str, list[Key]] = {}
         again: set[Key] = set()
         for key, d in rounds.items():
             ann_key = annotation.key_for(*key)
@@ -103,7 +104,9 @@ class Writer:
                     continue
                 patches[node] = (annotations, cidrs)
                 writers.setdefault(node, []).append(key)
+                cidr_writers.setdefault(node, []).append(key)
         outcomes = await self.write_nodes(patches)
+        await self.feed.cidrs_written({n: (patches[n][1], k) for n, k in cidr_writers.items() if outcomes[n] is True})
         failed: dict[Key, Exception] = {}
         for node, outcome in outcomes.items():
             for key in writers[node]:

@@ -47,12 +47,19 @@ class FakeApi:
         return None
 
 
-def writer(api: FakeApi) -> Writer:
+def writer(api: FakeApi, requested: list[Key] | None = None, concerned: Sequence[Key] = ()) -> Writer:
+    """A Writer on a Feed that records the Networks it requests; a podCIDR
+    set on any Node concerns those in `concerned`."""
+
     async def request(key: Key) -> None:
-        pass
+        if requested is not None:
+            requested.append(key)
+
+    def affected(old: NodeView | None, new: NodeView | None) -> list[Key]:
+        return list(concerned) if old and new and old.pod_cidrs != new.pod_cidrs else []
 
     log = logging.getLogger("test")
-    feed = Feed(cast(Api, api), api.metrics, log, request, lambda old, new: [], relist_every=3600)
+    feed = Feed(cast(Api, api), api.metrics, log, request, affected, relist_every=3600)
     return Writer(cast(Api, api), feed, lambda *_: None, log)
 
 
@@ -207,6 +214,44 @@ def test_podcidrs_written_are_not_laid_over_a_node_made_again_under_the_same_nam
     feed.nodes.put(feed_node(N1, uid="u2"))
     assert feed.pod_cidrs(list(feed.nodes)) == {N1: ()}
     assert feed._pending_cidrs == {}
+
+
+A, B = ("ns", "a"), ("ns", "b")
+
+
+def test_podcidrs_written_ask_the_other_networks_they_concern_now_and_their_echo_asks_none() -> None:
+    """Our podCIDRs pin a subnet for every Network that selects the Node. The
+    one that wrote them counted them; the others are asked once, when the
+    write is made. The watch showing the write then asks nobody: before, it
+    sent every such Network round again, each over every Node."""
+    requested: list[Key] = []
+    w = writer(FakeApi(), requested, concerned=[A, B])
+    feed = w.feed
+    feed.nodes.put(feed_node(N1))
+    write_round(w, [network_round("a", {N1: "a1"}, {N1: ("10.1.0.0/24",)})])
+    assert requested == [B]
+    requested.clear()
+    meta = {"name": N1, "uid": "u1", "annotations": {key("a"): "a1"}}
+    asyncio.run(feed.node_event(N1, "MODIFIED", {"metadata": meta, "spec": {"podCIDRs": ["10.1.0.0/24"]}}))
+    assert requested == []
+    assert feed.nodes.get(N1) == feed_node(N1, {key("a"): "a1"}, ["10.1.0.0/24"])
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "uid"),
+    [(["10.9.0.0/24"], "u1"), (["10.1.0.0/24"], "u2")],
+    ids=["other-podcidrs", "node-made-again"],
+)
+def test_podcidrs_someone_else_set_ask_every_network_they_concern(cidrs: list[str], uid: str) -> None:
+    """Not our write coming back: another value than ours, or ours on a Node
+    made again under the name (the write went to the one before)."""
+    requested: list[Key] = []
+    feed = writer(FakeApi(), requested, concerned=[A, B]).feed
+    feed.nodes.put(feed_node(N1))
+    feed.wrote_pod_cidrs(N1, ("10.1.0.0/24",))
+    feed.nodes.put(feed_node(N1, uid=uid))
+    asyncio.run(feed.node_event(N1, "MODIFIED", {"metadata": {"name": N1, "uid": uid}, "spec": {"podCIDRs": cidrs}}))
+    assert requested == [A, B]
 
 
 def feed_node(
