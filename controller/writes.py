@@ -78,7 +78,7 @@ class Writer:
             else:
                 lost.add(node)
 
-        errors = [e for e in await _each(one(n, s) for n, s in choice.new()) if isinstance(e, Exception)]
+        errors = [e for e in await each(one(n, s) for n, s in choice.new()) if isinstance(e, Exception)]
         if errors:
             raise errors[0]
         if lost:
@@ -141,7 +141,7 @@ class Writer:
             return done
 
         names = list(patches)
-        outcomes = dict(zip(names, await _each(one(n, *patches[n]) for n in names), strict=True))
+        outcomes = dict(zip(names, await each(one(n, *patches[n]) for n in names), strict=True))
         refused = sum(1 for o in outcomes.values() if o is None)
         if refused:
             self.logger.info("%d Nodes got podCIDRs from elsewhere meanwhile; they keep them", refused)
@@ -150,13 +150,13 @@ class Writer:
     async def delete(self, released: Mapping[Key, Sequence[Record]]) -> dict[Key, Exception]:
         """Delete each Network's released NodeSubnets; the Networks whose deletes failed."""
         keys = list(released)
-        done = await _each(self._delete(released[k]) for k in keys)
+        done = await each(self._delete(released[k]) for k in keys)
         return {k: e for k, e in zip(keys, done, strict=True) if isinstance(e, Exception)}
 
     async def _delete(self, released: Sequence[Record]) -> None:
         for record in released:
             self.records.bury(record)
-        done = await _each(self.api.delete_nodesubnet(r.name, r.uid) for r in released)
+        done = await each(self.api.delete_nodesubnet(r.name, r.uid) for r in released)
         errors = [e for e in done if isinstance(e, Exception)]
         # A record whose delete failed is still there, and no watch event will
         # say so: back into the store, to be released again.
@@ -192,7 +192,7 @@ class Writer:
         return len(holders)
 
 
-async def _each(calls: Iterable[Awaitable[T]]) -> list[T | Exception]:
+async def each(calls: Iterable[Awaitable[T]]) -> list[T | Exception]:
     """Run them, IN_FLIGHT at a time; each result, or the error that failed
     it, in its place. Cancellation (the operator is stopping) is not an error:
     it goes on. `calls` is consumed as the calls start: a round of 5,000

@@ -25,6 +25,7 @@ from kopf.testing import KopfRunner
 from controller.kube import load_config
 from controller.metrics import Metrics
 from controller.transport import Transport
+from controller.writes import each
 from controlplane.cluster import Cluster, build, certificates, free_port
 from netpool import annotation, records
 
@@ -156,22 +157,23 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, inte
 
 def create_nodes(names: Sequence[str]) -> None:
     """Bare Nodes in bulk, created in the given order, through the operator's
-    own client ($KUBECONFIG), as many at a time as it sends (8 pykube threads
+    own client ($KUBECONFIG) as a round sends its writes (8 pykube threads
     made about 210 a second here, this about 450)."""
 
-    async def create() -> None:
+    async def create() -> list[Any]:
         transport = Transport(load_config(), Metrics())
+        node = {"apiVersion": "v1", "kind": "Node"}
         try:
-            node = {"apiVersion": "v1", "kind": "Node"}
-            posts = (
+            return await each(
                 transport.request("POST", "/api/v1/nodes", body={**node, "metadata": {"name": n}}, answer=False)
                 for n in names
             )
-            await asyncio.gather(*posts)
         finally:
             await transport.close()
 
-    asyncio.run(create())
+    errors = [e for e in asyncio.run(create()) if isinstance(e, Exception)]
+    if errors:
+        raise errors[0]
 
 
 @contextlib.contextmanager

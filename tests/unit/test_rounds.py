@@ -286,7 +286,7 @@ def test_a_rounds_calls_run_in_flight_a_few_at_a_time_each_outcome_in_its_place(
             made += 1
             yield call(i)
 
-    outcomes = asyncio.run(writes._each(each()))
+    outcomes = asyncio.run(writes.each(each()))
     assert [-int(str(o)) if isinstance(o, ValueError) else o for o in outcomes] == [
         -i if i % 7 == 3 else i for i in range(calls)
     ]
