@@ -152,8 +152,9 @@ def unmount_all(*prefixes: Path) -> None:
 
 
 def make_state() -> None:
-    """The state folder, on a tmpfs of its own: each node unpacks its images
-    there (about 1.6 GB a node), and removing it all is an unmount (`rm` of
+    """The state folder, on a tmpfs of its own: the nodes' images are
+    unpacked there (about 1.6 GB, which the nodes share as hard links,
+    tests/e2e/daemons.py image_store), and removing it all is an unmount (`rm` of
     the same tree on this disk took 20 s for three nodes). `clean` unmounts
     it with everything below it."""
     STATE.mkdir(parents=True)
