@@ -246,12 +246,14 @@ class Feed:
         """podCIDRs we set (Node -> them, and the Networks that wrote them)
         pin a subnet for every Network that selects the Node: those that
         wrote them counted them already, the others are asked now, once,
-        instead of when the watch shows the write."""
+        instead of when the watch shows the write. The Node had none before
+        (podCIDRs are set once): the watch may have shown the write already,
+        so the cache's view may carry them."""
         concerned: set[Key] = set()
         for node, (cidrs, by) in written.items():
-            old = self.nodes.get(node)
-            if old is not None:
-                new = dataclasses.replace(old, pod_cidrs=cidrs)
+            now = self.nodes.get(node)
+            if now is not None:
+                old, new = dataclasses.replace(now, pod_cidrs=()), dataclasses.replace(now, pod_cidrs=cidrs)
                 concerned.update(k for k in self._affected(old, new) if k not in by)
         await self._request_each(sorted(concerned))
 

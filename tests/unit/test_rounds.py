@@ -237,6 +237,30 @@ def test_podcidrs_written_ask_the_other_networks_they_concern_now_and_their_echo
     assert feed.nodes.get(N1) == feed_node(N1, {key("a"): "a1"}, ["10.1.0.0/24"])
 
 
+def test_podcidrs_written_ask_the_other_networks_even_when_the_watch_showed_them_first() -> None:
+    """The watch can show one Node's PATCH while the round still waits for
+    another's answer: that echo is ours and asks nobody, and the cache
+    already carries its podCIDRs when the round's outcomes are looked at.
+    The other Networks are asked all the same: left out, a dual-stack
+    partner kept counting no podCIDRs on that Node."""
+
+    class Echoing(FakeApi):
+        async def patch_node(self, node: str, annotations: Any, pod_cidrs: Sequence[str] = ()) -> bool | None:
+            for earlier, written, cidrs in self.patches:  # their answers are handled: their echoes come now
+                meta = {"name": earlier, "uid": "u1", "annotations": {k: v for k, v in written.items() if v}}
+                await w.feed.node_event(earlier, "MODIFIED", {"metadata": meta, "spec": {"podCIDRs": list(cidrs)}})
+            return await super().patch_node(node, annotations, pod_cidrs)
+
+    requested: list[Key] = []
+    w = writer(Echoing(), requested, concerned=[A, B])
+    for node in (N1, N2):
+        w.feed.nodes.put(feed_node(node))
+    cidrs = ("10.1.0.0/24", "fd00::/64")
+    write_round(w, [network_round("a", {N1: "a1", N2: "a2"}, {N1: cidrs})])  # N2: its annotation only
+    assert w.feed.nodes.get(N1) == feed_node(N1, {key("a"): "a1"}, list(cidrs))  # the echo came first
+    assert requested == [B]
+
+
 @pytest.mark.parametrize(
     ("cidrs", "uid"),
     [(["10.9.0.0/24"], "u1"), (["10.1.0.0/24"], "u2")],
