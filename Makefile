@@ -87,14 +87,21 @@ unit: venv
 # file runs in one process); then the `alone` tests, which assert a bound in
 # seconds, in one process on a machine with nothing else running. Exit code
 # 5 (PYTEST_ARGS="-k ..." selected no test in that phase) is no failure.
+# Markers go in MARKS (MARKS=slow), joined to each phase's own with "and": a
+# -m in PYTEST_ARGS would replace the phase's (pytest keeps the last -m) and
+# run the `alone` tests in parallel, so it is refused.
 # Never more than one process against $KUBECONFIG: the
 # tests clear its Nodes and Networks. PYTHONSAFEPATH: a worker is started as
 # `python -c` from the root, where operator.py would shadow the standard
 # library's operator module.
 INTEGRATION := PYTHONSAFEPATH=1 $(BIN)/pytest tests/integration
+MARKS ?=
+phase = -m "$(1)$(if $(MARKS), and ($(MARKS)))"
 integration: venv controlplane monitoring-tools
-	$(INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile -m "not alone" $(PYTEST_ARGS) || [ $$? = 5 ]
-	$(INTEGRATION) -p no:xdist -m alone $(PYTEST_ARGS) || [ $$? = 5 ]
+	@case " $(PYTEST_ARGS) " in *" -m"*) \
+	  echo "make integration: give markers as MARKS=..., not -m in PYTEST_ARGS (it would replace each phase's own)" >&2; exit 2;; esac
+	$(INTEGRATION) -n $(INTEGRATION_WORKERS) --dist loadfile $(call phase,not alone) $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(INTEGRATION) -p no:xdist $(call phase,alone) $(PYTEST_ARGS) || [ $$? = 5 ]
 
 # As root, `make test` also runs the end-to-end tests; otherwise it says
 # loudly that they are switched off (make e2e alone fails without root).
