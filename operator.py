@@ -20,9 +20,9 @@ import handlers  # registers the Node and Network handlers
 from controller import backoff, kopflog, ready, web
 from controller.config import Config
 from controller.engine import Engine
-from controller.kube import Api, load_config
+from controller.kube import Api
 from controller.lease import Lease
-from controller.login import in_cluster
+from controller.login import load as load_login
 from controller.metrics import Metrics
 from controller.writer import Writer
 from netpool import names
@@ -61,7 +61,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         kopf.event(obj, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
     metrics = Metrics()
-    memo.api = api = Api(load_config(), metrics, page=config.list_page)
+    memo.api = api = Api(load_login(), metrics, page=config.list_page)
     log = logging.getLogger("network-operator")
     if config.lease:
         identity = f"{config.pod_name}_{uuid.uuid4().hex[:8]}"
@@ -189,14 +189,25 @@ logging.getLogger("kopf.objects").addFilter(_QuietRoutine())
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """The pod's ServiceAccount at $KUBERNETES_SERVICE_HOST, as the operator's
-    own client logs in (controller/login.py), else $KUBECONFIG."""
-    pod = in_cluster()
-    if pod is None:
-        return kopf.login_with_kubeconfig(**kwargs)
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """The operator's own client's login (controller/login.py): the pod's
+    ServiceAccount at $KUBERNETES_SERVICE_HOST, else the kubeconfig."""
+    found = load_login()
+    token = found.token()
     return kopf.ConnectionInfo(
-        server=pod.server, ca_path=pod.ca_path, scheme="Bearer", token=pod.token(), default_namespace=pod.namespace
+        server=found.server,
+        ca_path=found.ca_path,
+        ca_data=found.ca_data,
+        insecure=found.insecure,
+        certificate_path=found.cert_path,
+        certificate_data=found.cert_data,
+        private_key_path=found.key_path,
+        private_key_data=found.key_data,
+        scheme="Bearer" if token else None,
+        token=token,
+        username=found.username,
+        password=found.password,
+        default_namespace=found.namespace,
     )
 
 

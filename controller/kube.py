@@ -1,7 +1,7 @@
 """The few Kubernetes API calls the operator makes, over controller/transport.py.
 
-The login (kubeconfig, or the pod's ServiceAccount) comes from the official
-client's configuration loader. Writes go out only while the operator may
+The login (kubeconfig, or the pod's ServiceAccount) is controller/login.py's,
+as Kopf's is. Writes go out only while the operator may
 write: not once it is stopping, and with several replicas only while it
 holds the Lease (controller/lease.py).
 """
@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
-
-from controller import login
 from controller.config import Config
 from controller.lease import Lease
+from controller.login import Login
 from controller.metrics import Metrics
-from controller.transport import Transport
+from controller.transport import ApiException, Transport
 from netpool.names import API_VERSION, NETWORKS, NODESUBNETS
 
 SUBNETS = f"/apis/{API_VERSION}/{NODESUBNETS}"
@@ -31,34 +25,6 @@ _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=
 _MERGE = "application/merge-patch+json"
 T = TypeVar("T")
 _log = logging.getLogger("network-operator")
-
-
-def load_config() -> kubernetes.client.Configuration:
-    """The pod's credentials (controller/login.py), the kubeconfig ($KUBECONFIG) elsewhere."""
-    pod = login.in_cluster()
-    if pod is not None:
-        config = kubernetes.client.Configuration(host=pod.server)
-        config.ssl_ca_cert = pod.ca_path
-        config.api_key = {"authorization": pod.token()}
-        config.api_key_prefix = {"authorization": "Bearer"}
-        config.refresh_api_key_hook = _refresh_token(pod)  # type: ignore[assignment]  # typed None upstream
-        return config
-    # Read $KUBECONFIG now, not when the client library was imported.
-    kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-    return kubernetes.client.Configuration.get_default_copy()
-
-
-def _refresh_token(pod: login.InCluster, every: float = 60) -> Callable[[kubernetes.client.Configuration], None]:
-    """Reread the token now and then: the kubelet rotates the file."""
-    read_at = -math.inf
-
-    def refresh(config: kubernetes.client.Configuration) -> None:
-        nonlocal read_at
-        if time.monotonic() - read_at >= every:
-            config.api_key = {"authorization": pod.token()}
-            read_at = time.monotonic()
-
-    return refresh
 
 
 class _Expired(Exception):
@@ -77,14 +43,14 @@ class Listing(list[T]):
 
 
 class Api:
-    """Raw JSON requests with the official client's login. The generated API
-    methods validate every argument and build model objects from every
-    response, and the official client is synchronous (a thread per request in
-    flight); the operator needs none of it. A Node PATCH costs about a third
-    of the CPU it costs through the official client (bench/client.py)."""
+    """Raw JSON requests. The official client's generated API methods
+    validate every argument and build model objects from every response, and
+    it is synchronous (a thread per request in flight); the operator needs
+    none of it. A Node PATCH cost about a third of the CPU it cost through
+    the official client (see README.md "Dependencies")."""
 
-    def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics, page: int = Config.list_page) -> None:
-        self.transport = Transport(config, metrics)
+    def __init__(self, login: Login, metrics: Metrics, page: int = Config.list_page) -> None:
+        self.transport = Transport(login, metrics)
         self.metrics = metrics  # NodeSubnets made and deleted
         self.page = page  # objects per page of a LIST
         self.fenced = False

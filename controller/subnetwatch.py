@@ -30,10 +30,9 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from kubernetes.client.exceptions import ApiException
-
 from controller import backoff
 from controller.kube import SUBNETS
+from controller.transport import ApiException
 
 # How long the API server keeps one watch open: 5 to 10 minutes, spread as
 # client-go's reflector spreads them, so replicas do not reconnect together.

@@ -1,5 +1,5 @@
-"""The HTTP under the operator's API calls: raw JSON over aiohttp, with the
-official client's login.
+"""The HTTP under the operator's API calls: raw JSON over aiohttp, logged in
+as controller/login.py says.
 
 aiohttp is Kopf's own HTTP stack, so the requests share Kopf's event loop and
 need no worker threads. Writes are counted and failures counted by resource
@@ -9,19 +9,21 @@ and status (see controller/metrics.py).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
 import math
 import ssl
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
-import kubernetes
-from kubernetes.client.exceptions import ApiException
 
+from controller.login import Login
 from controller.metrics import Metrics
 
 # Requests in flight at once. Each waits on the API server most of its time;
@@ -50,13 +52,32 @@ _log = logging.getLogger("network-operator")
 Guard = Callable[[str, str], None]  # (method, path): raises if the request must not go out
 
 
-def _tls(config: kubernetes.client.Configuration) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=config.ssl_ca_cert)
-    if not config.verify_ssl:
+class ApiException(Exception):
+    """An answer of the API server other than 2xx."""
+
+    def __init__(self, status: int = 0, reason: str | None = None, body: str = "") -> None:
+        super().__init__(status, reason, body)
+        self.status, self.reason, self.body = status, reason, body
+
+    def __str__(self) -> str:
+        return f"({self.status}) {self.reason}: {self.body}" if self.body else f"({self.status}) {self.reason}"
+
+
+def _tls(login: Login) -> ssl.SSLContext:
+    ca = base64.b64decode(login.ca_data).decode() if login.ca_data else None
+    context = ssl.create_default_context(cafile=login.ca_path, cadata=ca)
+    if login.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if config.cert_file:
-        context.load_cert_chain(config.cert_file, config.key_file)
+    if login.cert_path:
+        context.load_cert_chain(login.cert_path, login.key_path)
+    elif login.cert_data and login.key_data:
+        # ssl reads a certificate from files only: written for that moment, in a folder only we can read.
+        with tempfile.TemporaryDirectory() as folder:
+            cert, key = Path(folder) / "client.crt", Path(folder) / "client.key"
+            cert.write_bytes(base64.b64decode(login.cert_data))
+            key.write_bytes(base64.b64decode(login.key_data))
+            context.load_cert_chain(cert, key)
     return context
 
 
@@ -74,10 +95,10 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 
 
 class Transport:
-    def __init__(self, config: kubernetes.client.Configuration, metrics: Metrics) -> None:
-        self.config = config
+    def __init__(self, login: Login, metrics: Metrics) -> None:
+        self.login = login
         self.metrics = metrics
-        self._tls = _tls(config)
+        self._tls = _tls(login)
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,15 +111,19 @@ class Transport:
             self._session = None
 
     def _authorization(self) -> str:
-        """The client's own reading of the login (a kubeconfig token, or the
-        pod's, reread by its refresh hook), taken again every AUTH_SECONDS.
-        Taken for every request, a kubeconfig's refresh hook loads the whole
-        configuration again, proxies from the environment included: a twentieth
-        of the operator's CPU in a burst."""
+        """The login's credentials as a header, read again every
+        AUTH_SECONDS (a pod's token file is rotated, and a read per request
+        would cost a file read each)."""
         now = time.monotonic()
         if now - self._auth_at >= AUTH_SECONDS:
-            bearer = self.config.auth_settings().get("BearerToken")
-            self._auth = str(bearer["value"]) if bearer and bearer["value"] else ""
+            token = self.login.token()
+            if token:
+                self._auth = f"Bearer {token}"
+            elif self.login.username is not None:
+                basic = f"{self.login.username}:{self.login.password or ''}".encode()
+                self._auth = f"Basic {base64.b64encode(basic).decode()}"
+            else:
+                self._auth = ""
             self._auth_at = now
         return self._auth
 
@@ -145,16 +170,14 @@ class Transport:
                 headers["Authorization"] = authorization
             async with session.request(
                 method,
-                self.config.host + path,
+                self.login.server + path,
                 params=[(k, str(v)) for k, v in query or []],
                 data=json.dumps(body) if body is not None else None,
                 headers=headers,
             ) as resp:
                 data = await resp.read()
         if not 200 <= resp.status < 300:
-            error = ApiException(status=resp.status, reason=resp.reason)
-            error.body = data.decode(errors="replace")
-            raise error
+            raise ApiException(resp.status, resp.reason, data.decode(errors="replace"))
         if not answer:
             return True
         return json.loads(data) if data else None
@@ -174,12 +197,11 @@ class Transport:
         if authorization := self._authorization():
             headers["Authorization"] = authorization
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=_TIMEOUT.sock_connect, sock_read=read_within)
-        async with session.get(self.config.host + path, params=query, headers=headers, timeout=timeout) as resp:
+        async with session.get(self.login.server + path, params=query, headers=headers, timeout=timeout) as resp:
             if resp.status != 200:
-                error = ApiException(status=resp.status, reason=resp.reason)
-                error.body = (await resp.read()).decode(errors="replace")
+                body = (await resp.read()).decode(errors="replace")
                 self.metrics.api_errors.labels(resource, str(resp.status)).inc()
-                raise error
+                raise ApiException(resp.status, resp.reason, body)
             yield _lines(resp.content)
 
     async def streams_initial_events(self, path: str, within: float) -> bool:
@@ -203,7 +225,7 @@ class Transport:
         try:
             async with (
                 asyncio.timeout(within + 5),
-                session.get(self.config.host + path, params=query, headers=headers) as resp,
+                session.get(self.login.server + path, params=query, headers=headers) as resp,
             ):
                 if resp.status != 200:
                     return False

@@ -22,7 +22,7 @@ import requests
 import yaml
 from kopf.testing import KopfRunner
 
-from controller.kube import load_config
+from controller.login import load as load_login
 from controller.metrics import Metrics
 from controller.transport import Transport
 from controller.writes import each
@@ -161,7 +161,7 @@ def create_nodes(names: Sequence[str]) -> None:
     made about 210 a second here, this about 450)."""
 
     async def create() -> list[Any]:
-        transport = Transport(load_config(), Metrics())
+        transport = Transport(load_login(), Metrics())
         node = {"apiVersion": "v1", "kind": "Node"}
         try:
             return await each(

@@ -13,7 +13,8 @@ from typing import Any
 import pykube
 
 from controller.engine import Engine
-from controller.kube import Api, load_config
+from controller.kube import Api
+from controller.login import load as load_login
 from controller.metrics import Metrics
 from netpool.views import network_view, node_view
 from tests.integration.conftest import NodeFactory
@@ -202,7 +203,7 @@ class FirstComesElsewhere(Api):
     writer sets that Node's podCIDRs, as kube-controller-manager could."""
 
     def __init__(self, api: pykube.HTTPClient, theirs: str) -> None:
-        super().__init__(load_config(), Metrics())
+        super().__init__(load_login(), Metrics())
         self.kube, self.theirs, self.refused = api, theirs, 0
 
     async def patch_node(

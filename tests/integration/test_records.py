@@ -27,7 +27,8 @@ import pykube
 import pytest
 
 from controller.engine import Engine
-from controller.kube import Api, load_config
+from controller.kube import Api
+from controller.login import load as load_login
 from controller.metrics import Metrics
 from netpool import annotation, records
 from netpool.views import network_view, node_view
@@ -292,7 +293,7 @@ class Spy(Api):
     """The real API client, remembering every annotation it writes."""
 
     def __init__(self) -> None:
-        super().__init__(load_config(), Metrics())
+        super().__init__(load_login(), Metrics())
         self.annotated: list[tuple[str, str | None]] = []
 
     async def patch_node(

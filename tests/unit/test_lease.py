@@ -8,7 +8,6 @@ import copy
 import logging
 from typing import Any
 
-import kubernetes
 import pytest
 from aiohttp import web
 
@@ -16,6 +15,7 @@ from controller import lease as lease_module
 from controller import transport
 from controller.kube import Api
 from controller.lease import Lease
+from controller.login import Login
 from controller.metrics import Metrics
 
 PATH = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/op"
@@ -173,7 +173,7 @@ def test_the_leases_requests_never_queue_behind_the_writes_it_guards() -> None:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
-        api = Api(kubernetes.client.Configuration(host=f"http://127.0.0.1:{port}"), Metrics())
+        api = Api(Login(f"http://127.0.0.1:{port}"), Metrics())
         writes = [asyncio.create_task(api.patch_node(f"n{i}", {"k": "v"})) for i in range(2 * transport.CONCURRENCY)]
         try:
             await asyncio.sleep(0.2)

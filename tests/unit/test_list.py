@@ -8,12 +8,12 @@ import asyncio
 import logging
 from typing import Any
 
-import kubernetes
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from controller.kube import Api
+from controller.login import Login
 from controller.metrics import Metrics
+from controller.transport import ApiException
 
 
 def expired() -> ApiException:
@@ -24,7 +24,7 @@ class Pages(Api):
     """Answers each GET from a script: a page of names, or an error to raise."""
 
     def __init__(self, script: list[list[str] | ApiException], page: int = 2) -> None:
-        super().__init__(kubernetes.client.Configuration(host="https://127.0.0.1:1"), Metrics(), page=page)
+        super().__init__(Login("https://127.0.0.1:1"), Metrics(), page=page)
         self.script = script
         self.queries: list[dict[str, Any]] = []
 

@@ -16,13 +16,13 @@ from typing import Any, cast
 
 import aiohttp
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from controller import backoff, transport
 from controller.feed import Feed
 from controller.kube import Api, Listing
 from controller.metrics import Metrics
 from controller.subnetwatch import SubnetWatch
+from controller.transport import ApiException
 from controller.writer import Writer
 from netpool import records
 from netpool.names import Key
