@@ -10,7 +10,9 @@ the kubeconfig's current context ($KUBECONFIG, else ~/.kube/config): a
 token, a token file or a client certificate, and the cluster's CA. Files of
 a $KUBECONFIG list merge as kubectl merges them (the first value wins), and
 relative paths are relative to the kubeconfig that names them. Credential
-plugins (`exec`) are not run: such a context is refused with a message.
+plugins (`exec`) are not run: such a context is refused with a message. A
+cluster's `proxy-url` is not used: the operator talks to the API server
+directly, as it does in a pod.
 """
 
 from __future__ import annotations
