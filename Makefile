@@ -43,6 +43,7 @@ help:
 UV_VERSION := 0.13.9
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	rm -rf $(VENV)  # made anew: a package dropped from the requirements must not stay installed
 	$(PYTHON) -m venv --without-pip $(VENV)
 	$(PYTHON) -m pip --python $(BIN)/python install --quiet uv==$(UV_VERSION)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements-dev.txt
