@@ -32,15 +32,29 @@ ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMin
 ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
 
 cd "$here"
+# The Kubernetes commands in one `go build`: their packages are loaded once,
+# and one links while the others still compile.
+k8s="" k8s_names=""
 for t in $missing; do
-  echo "building $t..." >&2
   case $t in
-    etcd|pause) go build -trimpath -ldflags "-s -w" -o "$bin/.$t.tmp" "./$t" ;;
-    helm) GOBIN="$bin/.helm" go install -trimpath \
-            -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" "helm.sh/helm/v3/cmd/helm@$helm_version" \
-            && mv "$bin/.helm/helm" "$bin/.$t.tmp" && rmdir "$bin/.helm" ;;
-    *) go build -trimpath -ldflags "$ldflags" -o "$bin/.$t.tmp" "k8s.io/kubernetes/cmd/$t" ;;
+    etcd|pause)
+      echo "building $t..." >&2
+      go build -trimpath -ldflags "-s -w" -o "$bin/.$t.tmp" "./$t"
+      mv "$bin/.$t.tmp" "$bin/$t" ;;
+    helm)
+      echo "building helm..." >&2
+      GOBIN="$bin/.helm" go install -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" "helm.sh/helm/v3/cmd/helm@$helm_version"
+      mv "$bin/.helm/helm" "$bin/helm" && rmdir "$bin/.helm" ;;
+    *) k8s+=" k8s.io/kubernetes/cmd/$t" k8s_names+=" $t" ;;
   esac
-  mv "$bin/.$t.tmp" "$bin/$t"
 done
+if [ -n "$k8s" ]; then
+  echo "building$k8s_names..." >&2
+  rm -rf "$bin/.k8s" && mkdir "$bin/.k8s"
+  # shellcheck disable=SC2086 # one word per package
+  go build -trimpath -ldflags "$ldflags" -o "$bin/.k8s/" $k8s
+  for t in $k8s_names; do mv "$bin/.k8s/$t" "$bin/$t"; done
+  rmdir "$bin/.k8s"
+fi
 echo "$bin"
