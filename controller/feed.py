@@ -111,7 +111,14 @@ class Feed:
             self._pending_cidrs.clear()
         self.metrics.nodes.set(len(self.nodes))
         if ghosts:
-            self.logger.warning("dropped %d Nodes whose deletion the watch missed: %s", len(ghosts), ghosts[:10])
+            # Missed by the watch (a gap), or not yet through it: after a mass
+            # delete, Kopf's watch may still hold the deletions in its queues.
+            self.logger.warning(
+                "dropped %d Nodes the LIST no longer has and the watch has not shown deleted (missed, or not yet"
+                " through): %s",
+                len(ghosts),
+                ghosts[:10],
+            )
         return ghosts
 
     async def relist_records(self) -> str:

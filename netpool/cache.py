@@ -58,7 +58,8 @@ class NodeCache:
 
         Entries the watch updated after that point are newer than the LIST and
         stay. Others take the LIST's version, and those the LIST no longer has
-        are dropped: ghosts of deletions the watch missed. Returns the ghosts.
+        are dropped: ghosts of deletions the watch missed or has not yet
+        delivered. Returns the ghosts.
         """
         listed = {v.name: v for v in views}
         stale = [n for n, s in self._stamps.items() if s <= started and n not in listed]
