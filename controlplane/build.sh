@@ -36,18 +36,15 @@ cd "$here"
 # and one links while the others still compile.
 k8s="" k8s_names=""
 for t in $missing; do
+  case $t in etcd|pause|helm) ;; *) k8s+=" k8s.io/kubernetes/cmd/$t" k8s_names+=" $t"; continue ;; esac
+  echo "building $t..." >&2
   case $t in
-    etcd|pause)
-      echo "building $t..." >&2
-      go build -trimpath -ldflags "-s -w" -o "$bin/.$t.tmp" "./$t"
-      mv "$bin/.$t.tmp" "$bin/$t" ;;
-    helm)
-      echo "building helm..." >&2
-      GOBIN="$bin/.helm" go install -trimpath \
-        -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" "helm.sh/helm/v3/cmd/helm@$helm_version"
-      mv "$bin/.helm/helm" "$bin/helm" && rmdir "$bin/.helm" ;;
-    *) k8s+=" k8s.io/kubernetes/cmd/$t" k8s_names+=" $t" ;;
+    etcd|pause) go build -trimpath -ldflags "-s -w" -o "$bin/.$t.tmp" "./$t" ;;
+    helm) GOBIN="$bin/.helm" go install -trimpath \
+            -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" "helm.sh/helm/v3/cmd/helm@$helm_version" \
+            && mv "$bin/.helm/helm" "$bin/.$t.tmp" && rmdir "$bin/.helm" ;;
   esac
+  mv "$bin/.$t.tmp" "$bin/$t"
 done
 if [ -n "$k8s" ]; then
   echo "building$k8s_names..." >&2
