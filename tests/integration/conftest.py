@@ -14,7 +14,7 @@ from typing import Any
 import pykube
 import pytest
 
-from tests.integration.support import CHART, ROOT, Cluster, KubeCluster, Network, NodeSubnet, build, wait_for
+from tests.integration.support import CHART, ROOT, Cluster, KubeCluster, build, remove_networks_and_nodes, wait_for
 
 # Short resync for tests; read by the handlers module when the operator loads.
 os.environ.setdefault("NETWORK_RESYNC_SECONDS", "3")
@@ -58,40 +58,16 @@ def api(cluster: KubeCluster) -> pykube.HTTPClient:
     return pykube.HTTPClient(pykube.KubeConfig.from_file(str(cluster.kubeconfig)))
 
 
-def _remove_networks_and_nodes(api: pykube.HTTPClient) -> None:
-    """Leave no Network (finalizers stripped: the operator may not run) and no Node."""
-    for net in Network.objects(api, namespace=pykube.all):
-        if net.obj["metadata"].get("finalizers"):
-            net.patch({"metadata": {"finalizers": None}})
-        net.delete()
-    for node in pykube.Node.objects(api):
-        if node.obj["metadata"].get("finalizers"):
-            node.patch({"metadata": {"finalizers": None}})
-    # deletecollection: one call for thousands of objects, which takes a while.
-    # NodeSubnets first: once their Nodes are gone, the garbage collector
-    # would delete each of them as well, racing the collection's deletes.
-    api.raise_for_status(api.delete(url="nodesubnets", version=NodeSubnet.version, timeout=300))
-    api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
-    wait_for(
-        "Networks, Nodes and NodeSubnets to be gone",
-        lambda: (
-            not list(Network.objects(api, namespace=pykube.all))
-            and not list(pykube.Node.objects(api))
-            and not list(NodeSubnet.objects(api))
-        ),
-    )
-
-
 @pytest.fixture
 def namespace(api: pykube.HTTPClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace; the cluster starts each test with no Nodes and no Networks."""
-    _remove_networks_and_nodes(api)
+    remove_networks_and_nodes(api)
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
     name = "".join(c for c in name if c.isalnum() or c == "-")
     ns = pykube.Namespace(api, {"metadata": {"name": name}})
     ns.create()
     yield name
-    _remove_networks_and_nodes(api)
+    remove_networks_and_nodes(api)
     ns.delete()
 
 

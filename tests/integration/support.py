@@ -155,6 +155,30 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, inte
         time.sleep(interval)
 
 
+def remove_networks_and_nodes(api: pykube.HTTPClient) -> None:
+    """Leave no Network (finalizers stripped: the operator may not run) and no Node."""
+    for net in Network.objects(api, namespace=pykube.all):
+        if net.obj["metadata"].get("finalizers"):
+            net.patch({"metadata": {"finalizers": None}})
+        net.delete()
+    for node in pykube.Node.objects(api):
+        if node.obj["metadata"].get("finalizers"):
+            node.patch({"metadata": {"finalizers": None}})
+    # deletecollection: one call for thousands of objects, which takes a while.
+    # NodeSubnets first: once their Nodes are gone, the garbage collector
+    # would delete each of them as well, racing the collection's deletes.
+    api.raise_for_status(api.delete(url="nodesubnets", version=NodeSubnet.version, timeout=300))
+    api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
+    wait_for(
+        "Networks, Nodes and NodeSubnets to be gone",
+        lambda: (
+            not list(Network.objects(api, namespace=pykube.all))
+            and not list(pykube.Node.objects(api))
+            and not list(NodeSubnet.objects(api))
+        ),
+    )
+
+
 def create_nodes(names: Sequence[str]) -> None:
     """Bare Nodes in bulk, created in the given order, through the operator's
     own client ($KUBECONFIG) as a round sends its writes (8 pykube threads
