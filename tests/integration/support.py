@@ -107,11 +107,14 @@ def audit_entries(cluster: KubeCluster, user: str, since: float, offset: int = 0
     `offset` (from audit_log_end), only those written from there on."""
     assert cluster.local is not None
     found = []
+    name = user.encode()
     with cluster.local.audit_log.open("rb") as f:
         f.seek(offset)
         for line in f:
             if not line.endswith(b"\n"):  # still being written
                 break
+            if name not in line:  # not this user's: no need to parse it
+                continue
             entry = json.loads(line)
             when = datetime.datetime.fromisoformat(entry["requestReceivedTimestamp"].replace("Z", "+00:00"))
             if entry["user"].get("username") == user and when.timestamp() >= since:  # none if unauthenticated
