@@ -400,14 +400,9 @@ class Cluster:
             answer: dict[str, object] = json.loads(resp.read())
             return answer
 
-    def etcd_delete(self, key: str, prefix: bool = False) -> int:
-        """Delete one key (or, with `prefix`, every key that starts with it) in
-        etcd behind the API server's back; how many were deleted."""
-        body: dict[str, object] = {"key": base64.b64encode(key.encode()).decode()}
-        if prefix:  # the range [key, key with its last byte one higher)
-            end = key.encode()[:-1] + bytes([key.encode()[-1] + 1])
-            body["range_end"] = base64.b64encode(end).decode()
-        answer = self.etcd("kv/deleterange", body)
+    def etcd_delete(self, key: str) -> int:
+        """Delete one key in etcd behind the API server's back; how many were deleted."""
+        answer = self.etcd("kv/deleterange", {"key": base64.b64encode(key.encode()).decode()})
         return int(str(answer.get("deleted", 0)))
 
     def compact(self) -> int:

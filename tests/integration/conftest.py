@@ -59,15 +59,15 @@ def api(cluster: KubeCluster) -> pykube.HTTPClient:
 
 
 @pytest.fixture
-def namespace(cluster: KubeCluster, api: pykube.HTTPClient, request: pytest.FixtureRequest) -> Iterator[str]:
+def namespace(api: pykube.HTTPClient, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace; the cluster starts each test with no Nodes and no Networks."""
-    remove_networks_and_nodes(api, cluster)
+    remove_networks_and_nodes(api)
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:6]}"
     name = "".join(c for c in name if c.isalnum() or c == "-")
     ns = pykube.Namespace(api, {"metadata": {"name": name}})
     ns.create()
     yield name
-    remove_networks_and_nodes(api, cluster)
+    remove_networks_and_nodes(api)
     ns.delete()
 
 

@@ -158,29 +158,20 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30, inte
         time.sleep(interval)
 
 
-def remove_networks_and_nodes(api: pykube.HTTPClient, cluster: KubeCluster) -> None:
-    """Leave no Network (finalizers stripped: the operator may not run), no
-    Node and no NodeSubnet."""
+def remove_networks_and_nodes(api: pykube.HTTPClient) -> None:
+    """Leave no Network (finalizers stripped: the operator may not run) and no Node."""
     for net in Network.objects(api, namespace=pykube.all):
         if net.obj["metadata"].get("finalizers"):
             net.patch({"metadata": {"finalizers": None}})
         net.delete()
-    if cluster.local is not None:
-        # The control plane built here: every Node and NodeSubnet goes in one
-        # delete in etcd, which the API server's and kube-controller-manager's
-        # watches show as any deletion. One test's 10,000 Nodes: under a
-        # second, against 22 to 35 s as the DELETEs of a deletecollection.
-        for prefix in ("/registry/minions/", f"/registry/{NodeSubnet.version.split('/')[0]}/nodesubnets/"):
-            cluster.local.etcd_delete(prefix, prefix=True)
-    else:
-        for node in pykube.Node.objects(api):
-            if node.obj["metadata"].get("finalizers"):
-                node.patch({"metadata": {"finalizers": None}})
-        # deletecollection: one call for thousands of objects, which takes a while.
-        # NodeSubnets first: once their Nodes are gone, the garbage collector
-        # would delete each of them as well, racing the collection's deletes.
-        api.raise_for_status(api.delete(url="nodesubnets", version=NodeSubnet.version, timeout=300))
-        api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
+    for node in pykube.Node.objects(api):
+        if node.obj["metadata"].get("finalizers"):
+            node.patch({"metadata": {"finalizers": None}})
+    # deletecollection: one call for thousands of objects, which takes a while.
+    # NodeSubnets first: once their Nodes are gone, the garbage collector
+    # would delete each of them as well, racing the collection's deletes.
+    api.raise_for_status(api.delete(url="nodesubnets", version=NodeSubnet.version, timeout=300))
+    api.raise_for_status(api.delete(url="nodes", version="v1", timeout=300))
     wait_for(
         "Networks, Nodes and NodeSubnets to be gone",
         lambda: (

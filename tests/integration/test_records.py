@@ -343,7 +343,7 @@ def test_two_writers_serve_a_burst_of_joins_within_seconds(
                 assert len(set(subnets.values())) == total
             # The round's Nodes, records and Network removed once the writers
             # have stopped: a cleanup, about 12 s a round faster than beside them.
-            remove_networks_and_nodes(api, cluster)
+            remove_networks_and_nodes(api)
     finally:
         for watch in (duplicates, changes):
             watch.stop.set()
