@@ -103,6 +103,7 @@ class Watch(threading.Thread):
                     self.apply(name, None)
                 for name, obj in items.items():
                     self.apply(name, obj)
+                self.known = set(items)
                 version = body["metadata"]["resourceVersion"]
             version = self._watch(version)
 
