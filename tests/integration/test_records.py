@@ -32,6 +32,7 @@ from controller.kube import Api
 from controller.login import load as load_login
 from controller.metrics import Metrics
 from netpool import annotation, records
+from netpool.names import Key
 from netpool.views import network_view, node_view
 from tests.integration.conftest import NodeFactory
 from tests.integration.support import (
@@ -166,15 +167,16 @@ class RecordChanges(Watch):
 
     def __init__(self, cluster: KubeCluster) -> None:
         super().__init__(cluster, "nodesubnets", NodeSubnet.version)
-        self.held: dict[str, tuple[str, str, str]] = {}  # record -> its Network's label, its Node, its subnet
-        self.changed: dict[str, float] = {}  # Network label -> monotonic time
+        self.held: dict[str, tuple[Key, str, str]] = {}  # record -> its Network, its Node, its subnet
+        self.changed: dict[Key, float] = {}  # Network -> monotonic time
 
     def apply(self, name: str, obj: Mapping[str, Any] | None) -> None:
         before = self.held.pop(name, None)
         now = None
         if obj is not None:
-            label = obj["metadata"].get("labels", {}).get(records.LABEL_NETWORK, "")
-            now = self.held[name] = (label, obj["spec"]["node"], obj["spec"]["subnet"])
+            spec = obj["spec"]
+            network = (spec["network"]["namespace"], spec["network"]["name"])
+            now = self.held[name] = (network, spec["node"], spec["subnet"])
         if before != now:
             for held in (before, now):
                 if held is not None:
@@ -308,15 +310,14 @@ def test_two_writers_serve_a_burst_of_joins_within_seconds(
             def watched(names: list[str], name: str = name) -> tuple[float, dict[str, str]] | None:
                 # Every Node with one subnet, and the Network's records the same:
                 # when the last piece of that state arrived, and the state.
-                label = annotation.key_for(namespace, name).removeprefix(annotation.PREFIX)
                 on_nodes = {n: duplicates.carried.get(n, set()) for n in names}
                 on_records: dict[str, set[str]] = defaultdict(set)
                 for of, node, subnet in list(changes.held.values()):
-                    if of == label:
+                    if of == (namespace, name):
                         on_records[node].add(subnet)
                 if any(len(v) != 1 for v in on_nodes.values()) or on_records != on_nodes:
                     return None
-                at = max(*(duplicates.changed[n] for n in names), changes.changed[label])
+                at = max(*(duplicates.changed[n] for n in names), changes.changed[namespace, name])
                 return at, {n: s for n, (s,) in on_nodes.items()}
 
             def handled(logs: list[Path], name: str = name) -> bool:
